@@ -1,0 +1,44 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { inboundJobId, type InboundMessage } from './contract.js';
+import { INBOUND_JOB_OPTIONS } from '../queues.js';
+
+/** How long a platform message id is remembered, so a late redelivery is still dropped. */
+const DEDUPE_TTL_S = 7 * 24 * 3600;
+
+export const dedupeKey = (jobId: string) => `bulwark:dedupe:${jobId}`;
+export const pendingKey = (conversationId: string) => `bulwark:pending:${conversationId}`;
+
+export interface Accepted { jobId: string; duplicate: boolean }
+
+/**
+ * The single way a message enters the system. Every adapter calls `accept` after access control.
+ *
+ * Dedupe: a marker per platform message id lives for a week, independent of how long BullMQ keeps
+ * finished jobs. The marker reads "pending" until the worker finishes the turn and sets "done"; a
+ * redelivery that finds "pending" but no job (the accepting process died between the two writes)
+ * is accepted again, so a message is never lost to its own dedupe marker.
+ *
+ * Order: the message joins its conversation's pending set (scored by accept time); the worker only
+ * takes the oldest pending message of a conversation, so one conversation's turns run in order.
+ */
+export class Inbox {
+  constructor(private readonly redis: Redis, private readonly queue: Queue) {}
+
+  async accept(msg: InboundMessage & { conversationId: string }): Promise<Accepted> {
+    const jobId = inboundJobId(msg);
+    const fresh = await this.redis.set(dedupeKey(jobId), 'pending', 'EX', DEDUPE_TTL_S, 'NX');
+    if (fresh === null) {
+      const state = await this.redis.get(dedupeKey(jobId));
+      if (state !== 'pending' || (await this.queue.getJob(jobId))) return { jobId, duplicate: true };
+    }
+    try {
+      await this.redis.zadd(pendingKey(msg.conversationId), 'NX', msg.receivedAt, jobId);
+      await this.queue.add('turn', msg, { ...INBOUND_JOB_OPTIONS, jobId });
+    } catch (err) {
+      await this.redis.del(dedupeKey(jobId)).catch(() => undefined);
+      throw err;
+    }
+    return { jobId, duplicate: false };
+  }
+}

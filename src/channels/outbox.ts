@@ -1,0 +1,32 @@
+import { UnrecoverableError, Worker } from 'bullmq';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import { OUTBOUND, PREFIX, bullConnection, type RedisTarget } from '../queues.js';
+import { outboundMessageSchema, type ChannelAdapter } from './contract.js';
+
+/**
+ * Consumes the outbound queue and hands each reply to the adapter of its channel. Runs in the
+ * gateway role, where the adapters are. A failed send is retried with backoff by BullMQ.
+ */
+export function startOutbox(opts: { redisTarget: RedisTarget; adapters: Map<string, ChannelAdapter>; metrics: Metrics; logger: Logger; concurrency?: number }): Worker {
+  const { adapters, metrics, logger } = opts;
+  const worker = new Worker(OUTBOUND, async (job) => {
+    const parsed = outboundMessageSchema.safeParse(job.data);
+    if (!parsed.success) {
+      metrics.errors.inc({ where: 'outbound_payload' });
+      throw new UnrecoverableError(`invalid outbound job payload: ${parsed.error.issues[0]?.message}`);
+    }
+    const msg = parsed.data;
+    const adapter = adapters.get(msg.channel);
+    if (!adapter) throw new Error(`channel "${msg.channel}" is not enabled on this gateway`);
+    await adapter.send(msg);
+    metrics.messagesOut.inc({ channel: msg.channel });
+    if (msg.inboundAt) metrics.deliveryLatency.observe({ channel: msg.channel }, (Date.now() - msg.inboundAt) / 1000);
+  }, { connection: bullConnection(opts.redisTarget), prefix: PREFIX, concurrency: opts.concurrency ?? 64 });
+  worker.on('failed', (job, err) => {
+    metrics.errors.inc({ where: 'send' });
+    logger.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'reply delivery failed');
+  });
+  worker.on('error', (err) => logger.error({ err: err.message }, 'outbound worker error'));
+  return worker;
+}

@@ -1,0 +1,168 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { ConversationStore, StoredMessage } from '../../conversations/store.js';
+import { LoginThrottle, SESSION_COOKIE, tokensEqual, type Sessions } from '../../gateway/auth.js';
+import type { Logger } from '../../logger.js';
+import type { Metrics } from '../../metrics.js';
+import type { Inbox } from '../inbox.js';
+import type { WebEvent, WebFanout } from './index.js';
+import { APP_JS, PAGE_HTML } from './page.js';
+
+export interface WebRouteDeps {
+  inbox: Inbox;
+  store: ConversationStore;
+  fanout: WebFanout;
+  sessions: Sessions;
+  apiToken: string;
+  metrics: Metrics;
+  logger: Logger;
+  /** Secure cookies when the hub is served over https (behind a TLS proxy). */
+  secureCookies: boolean;
+}
+
+const ACCOUNT = 'local';
+const convId = z.string().regex(/^c_[A-Za-z0-9_-]{8,64}$/, 'conversationId is not a Bulwark conversation id');
+
+export const postMessageSchema = z.strictObject({
+  conversationId: convId.optional(),
+  text: z.string().trim().min(1, 'text must not be empty').max(32_000, 'text is longer than 32000 characters'),
+  /** Lets a client retry a POST safely: the same id is accepted once. */
+  clientMessageId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'clientMessageId may only contain letters, digits, _ and -').optional(),
+  channel: z.enum(['web', 'cli']).default('web'),
+});
+
+const listQuery = z.strictObject({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+
+function view(m: StoredMessage) {
+  return { id: m.id, seq: m.seq, role: m.role, text: m.text, replyTo: m.replyTo, createdAt: m.createdAt.toISOString() };
+}
+
+export function badRequest(reply: FastifyReply, issues: z.core.$ZodIssue[]) {
+  const [first] = issues;
+  const where = first?.path.length ? `${first.path.join('.')}: ` : '';
+  return reply.code(400).send({ error: `${where}${first?.message ?? 'invalid request'}` });
+}
+
+/** The web chat page, its login exchange, and the JSON API used by the page and `bulwark chat`. */
+export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): void {
+  const throttle = new LoginThrottle();
+
+  async function authed(req: FastifyRequest): Promise<boolean> {
+    const h = req.headers.authorization;
+    if (h?.startsWith('Bearer ')) return tokensEqual(h.slice(7).trim(), deps.apiToken);
+    return deps.sessions.valid(req.cookies[SESSION_COOKIE]);
+  }
+
+  // Every /api route needs the token or a session; a cookie-authenticated write must come from our
+  // own page (browsers send Origin on POST), which stops cross-site request forgery.
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.url.startsWith('/api/')) return;
+    if (!(await authed(req))) return reply.code(401).send({ error: 'missing or invalid credentials: open the login link printed by `bulwark start` (or run `bulwark login`), or send Authorization: Bearer <token from BULWARK_HOME/api-token>' });
+    const origin = req.headers.origin;
+    if (req.method !== 'GET' && origin && !req.headers.authorization && origin !== `${req.protocol}://${req.headers.host}`) {
+      return reply.code(403).send({ error: `cross-origin request from ${origin} refused` });
+    }
+  });
+
+  app.get('/', async (req, reply) => {
+    reply.header('content-security-policy', "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer').type('text/html; charset=utf-8');
+    return PAGE_HTML((await deps.sessions.valid(req.cookies[SESSION_COOKIE])));
+  });
+  app.get('/app.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('x-content-type-options', 'nosniff').send(APP_JS));
+
+  app.get('/login', async (req, reply) => {
+    const ip = req.ip;
+    if (throttle.blocked(ip)) return reply.code(429).send({ error: 'too many failed logins; wait a minute' });
+    const code = (req.query as Record<string, unknown>).code;
+    const sid = typeof code === 'string' ? await deps.sessions.redeem(code) : undefined;
+    if (!sid) {
+      throttle.fail(ip);
+      deps.logger.warn({ ip }, 'web login refused');
+      return reply.code(401).type('text/plain').send('This login link is invalid or was already used. Run `bulwark login` for a new one.\n');
+    }
+    deps.logger.info({ ip }, 'web login');
+    reply.setCookie(SESSION_COOKIE, sid, { httpOnly: true, sameSite: 'strict', path: '/', secure: deps.secureCookies, maxAge: 7 * 24 * 3600 });
+    // The code leaves the address bar (and history) at once.
+    return reply.header('referrer-policy', 'no-referrer').redirect('/', 303);
+  });
+
+  app.post('/api/logout', async (req, reply) => {
+    const sid = req.cookies[SESSION_COOKIE];
+    if (sid) await deps.sessions.end(sid);
+    return reply.clearCookie(SESSION_COOKIE, { path: '/' }).send({ ok: true });
+  });
+
+  app.post('/api/login-links', async (req, reply) => {
+    if (!req.headers.authorization) return reply.code(403).send({ error: 'login links can only be made with the API token (`bulwark login`)' });
+    const code = await deps.sessions.createLoginCode();
+    return { path: `/login?code=${code}`, expiresInSeconds: 600 };
+  });
+
+  app.post('/api/messages', async (req, reply) => {
+    const parsed = postMessageSchema.safeParse(req.body);
+    if (!parsed.success) return badRequest(reply, parsed.error.issues);
+    const body = parsed.data;
+    let conversationId = body.conversationId;
+    if (conversationId) {
+      if (!(await deps.store.conversationExists(conversationId, body.channel))) {
+        return reply.code(404).send({ error: `unknown conversation ${conversationId}: omit conversationId to start a new one` });
+      }
+    } else {
+      conversationId = `c_${randomBytes(12).toString('base64url')}`;
+      await deps.store.ensureConversation({ id: conversationId, channel: body.channel, accountId: ACCOUNT, chatId: conversationId });
+    }
+    const messageId = body.clientMessageId ?? `m_${randomBytes(12).toString('base64url')}`;
+    const accepted = await deps.inbox.accept({
+      channel: body.channel, accountId: ACCOUNT, chatId: conversationId, conversationId, messageId,
+      chatType: 'dm', sender: { id: 'owner', name: 'owner', isBot: false }, text: body.text, receivedAt: Date.now(),
+    });
+    (accepted.duplicate ? deps.metrics.duplicatesIn : deps.metrics.messagesIn).inc({ channel: body.channel });
+    return reply.code(202).send({ conversationId, messageId, duplicate: accepted.duplicate });
+  });
+
+  app.get('/api/conversations/:id/messages', async (req, reply) => {
+    const id = convId.safeParse((req.params as { id: string }).id);
+    if (!id.success) return badRequest(reply, id.error.issues);
+    const q = listQuery.safeParse(req.query);
+    if (!q.success) return badRequest(reply, q.error.issues);
+    if (!(await deps.store.conversationExists(id.data))) return reply.code(404).send({ error: `unknown conversation ${id.data}` });
+    const rows = await deps.store.listAfter(id.data, q.data.after, q.data.limit);
+    return { conversationId: id.data, messages: rows.map(view) };
+  });
+
+  // Server-sent events: one `message` event per reply, `id:` = seq so EventSource resumes with
+  // Last-Event-ID after a reconnect (missed replies are read back from the database first).
+  app.get('/api/conversations/:id/events', async (req, reply) => {
+    const id = convId.safeParse((req.params as { id: string }).id);
+    if (!id.success) return badRequest(reply, id.error.issues);
+    if (!(await deps.store.conversationExists(id.data))) return reply.code(404).send({ error: `unknown conversation ${id.data}` });
+    const after = Number(req.headers['last-event-id'] ?? (req.query as Record<string, string>).after ?? NaN);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    // Listen first and hold live events while the backlog is replayed, so none fall in between.
+    let last = Number.isFinite(after) ? after : -1;
+    const write = (e: WebEvent) => {
+      if (e.seq <= last) return;
+      last = e.seq;
+      res.write(`id: ${e.seq}\nevent: message\ndata: ${JSON.stringify(e)}\n\n`);
+    };
+    let held: WebEvent[] | undefined = [];
+    const stop = deps.fanout.listen(id.data, (e) => (held ? held.push(e) : write(e)));
+    if (Number.isFinite(after)) {
+      for (const m of await deps.store.listAfter(id.data, after, 500)) {
+        if (m.role === 'assistant') write({ id: m.id, seq: m.seq, conversationId: m.conversationId, role: 'assistant', text: m.text, replyTo: m.replyTo ?? undefined });
+      }
+    }
+    for (const e of held.sort((a, b) => a.seq - b.seq)) write(e);
+    held = undefined;
+    res.write(': connected\n\n');
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    req.raw.on('close', () => { clearInterval(ping); stop(); });
+  });
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerChat } from './chat.js';
+import { registerDoctor } from './doctor.js';
+import { registerStart } from './start.js';
+import { registerLogin, registerStatus } from './status.js';
+import { fail } from './common.js';
+
+const program = new Command('bulwark')
+  .description('Bulwark — a self-hosted, security-first AI assistant hub')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)');
+
+registerStart(program);
+registerChat(program);
+registerStatus(program);
+registerDoctor(program);
+registerLogin(program);
+
+program.parseAsync(process.argv).catch(fail);

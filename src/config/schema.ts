@@ -1,0 +1,75 @@
+import { z } from 'zod';
+
+/** Where the TOML key lives and which environment variable overrides it. */
+export const ENV_KEYS = {
+  BULWARK_HOME: 'home',
+  BULWARK_HOST: 'server.host',
+  BULWARK_PORT: 'server.port',
+  BULWARK_BODY_LIMIT: 'server.body_limit',
+  REDIS_URL: 'redis.url',
+  DATABASE_URL: 'database.url',
+  BULWARK_LLM_PROVIDER: 'llm.provider',
+  BULWARK_LLM_MODEL: 'llm.model',
+  BULWARK_LLM_BASE_URL: 'llm.base_url',
+  BULWARK_LLM_API_KEY: 'llm.api_key',
+  BULWARK_LLM_TIMEOUT_MS: 'llm.timeout_ms',
+  BULWARK_LLM_MAX_RETRIES: 'llm.max_retries',
+  BULWARK_LLM_MAX_STEPS: 'llm.max_steps',
+  BULWARK_LLM_MAX_TOKENS_PER_TURN: 'llm.max_tokens_per_turn',
+  BULWARK_LLM_HISTORY_MESSAGES: 'llm.history_messages',
+  BULWARK_WORKER_CONCURRENCY: 'worker.concurrency',
+  BULWARK_WORKER_LOCK_MS: 'worker.lock_ms',
+  BULWARK_WORKER_SHUTDOWN_MS: 'worker.shutdown_ms',
+  BULWARK_LOG_LEVEL: 'log.level',
+  BULWARK_CONFIG: '(path of the config file)',
+} as const;
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = (max: number) => z.coerce.number().int().min(1).max(max);
+
+export const serverSchema = z.strictObject({
+  /** Loopback by default: the admin surface is not for the network unless the owner says so. */
+  host: z.string().min(1).default('127.0.0.1'),
+  port: port.default(8787),
+  /** Largest accepted HTTP request body, bytes. */
+  body_limit: positiveInt(10 * 1024 * 1024).default(64 * 1024),
+});
+
+export const llmSchema = z.strictObject({
+  provider: z.enum(['openai', 'anthropic', 'openai-compatible']).optional(),
+  model: z.string().min(1).optional(),
+  base_url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as http://127.0.0.1:11434/v1' }).optional(),
+  api_key: z.string().min(1).optional(),
+  timeout_ms: positiveInt(600_000).default(60_000),
+  max_retries: z.coerce.number().int().min(0).max(10).default(2),
+  max_steps: positiveInt(50).default(8),
+  max_tokens_per_turn: positiveInt(2_000_000).default(32_000),
+  history_messages: positiveInt(1000).default(40),
+  system_prompt: z.string().max(20_000).optional(),
+});
+
+export const configSchema = z.strictObject({
+  home: z.string().min(1).default('.bulwark'),
+  server: serverSchema.default(serverSchema.parse({})),
+  redis: z.strictObject({
+    url: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  }).default({}),
+  database: z.strictObject({
+    url: z.string().regex(/^(file:|postgres(ql)?:\/\/)/, 'must be file:PATH (SQLite) or postgres://user:pass@host/db').optional(),
+  }).default({}),
+  llm: llmSchema.default(llmSchema.parse({})),
+  worker: z.strictObject({
+    /** Turns processed at once per worker process (different conversations only). */
+    concurrency: positiveInt(1000).default(16),
+    /** How long a worker's claim on a job lasts without renewal; a killed worker's job is retried after it. */
+    lock_ms: positiveInt(600_000).default(30_000),
+    /** How long SIGTERM waits for in-flight turns before handing them back to the queue. */
+    shutdown_ms: positiveInt(600_000).default(20_000),
+  }).default({ concurrency: 16, lock_ms: 30_000, shutdown_ms: 20_000 }),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).default({ level: 'info' }),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type LlmConfig = Config['llm'];

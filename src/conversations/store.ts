@@ -1,0 +1,114 @@
+import type { Db } from '../db/client.js';
+
+/*
+ * Every read and write of message bodies goes through this module. Bodies will be encrypted at rest
+ * with per-conversation keys (vault issue); that change belongs here and nowhere else.
+ */
+
+export type Role = 'user' | 'assistant';
+
+export interface StoredMessage {
+  seq: number;
+  id: string;
+  conversationId: string;
+  role: Role;
+  text: string;
+  senderId: string | null;
+  senderName: string | null;
+  replyTo: string | null;
+  createdAt: Date;
+}
+
+export interface NewMessage {
+  id: string;
+  conversationId: string;
+  role: Role;
+  text: string;
+  senderId?: string | undefined;
+  senderName?: string | undefined;
+  replyTo?: string | undefined;
+  tokensIn?: number | undefined;
+  tokensOut?: number | undefined;
+}
+
+export interface ConversationKey { id: string; channel: string; accountId: string; chatId: string }
+
+function toStored(row: { seq: number; id: string; conversationId: string; role: string; body: string; senderId: string | null; senderName: string | null; replyTo: string | null; createdAt: Date }): StoredMessage {
+  return { seq: row.seq, id: row.id, conversationId: row.conversationId, role: row.role as Role, text: row.body, senderId: row.senderId, senderName: row.senderName, replyTo: row.replyTo, createdAt: row.createdAt };
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: string }).code === 'P2002';
+}
+
+export class ConversationStore {
+  constructor(private readonly db: Db) {}
+
+  /** Creates the conversation if it does not exist yet; returns its id. Idempotent and race-safe. */
+  async ensureConversation(key: ConversationKey): Promise<string> {
+    const where = { channel_accountId_chatId: { channel: key.channel, accountId: key.accountId, chatId: key.chatId } };
+    const found = await this.db.conversation.findUnique({ where, select: { id: true } });
+    if (found) return found.id;
+    try {
+      await this.db.conversation.create({ data: key });
+      return key.id;
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      const row = await this.db.conversation.findUnique({ where, select: { id: true } });
+      if (!row) throw err;
+      return row.id;
+    }
+  }
+
+  async conversationExists(id: string, channel?: string): Promise<boolean> {
+    const row = await this.db.conversation.findUnique({ where: { id }, select: { channel: true } });
+    return row !== null && (channel === undefined || row.channel === channel);
+  }
+
+  /** Stores a message once: a second call with the same id returns the first one's row. */
+  async appendMessage(m: NewMessage): Promise<StoredMessage> {
+    const existing = await this.db.message.findUnique({ where: { id: m.id } });
+    if (existing) return toStored(existing);
+    try {
+      const row = await this.db.message.create({
+        data: {
+          id: m.id, conversationId: m.conversationId, role: m.role, body: m.text,
+          senderId: m.senderId ?? null, senderName: m.senderName ?? null, replyTo: m.replyTo ?? null,
+          tokensIn: m.tokensIn ?? null, tokensOut: m.tokensOut ?? null,
+        },
+      });
+      return toStored(row);
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      const row = await this.db.message.findUnique({ where: { id: m.id } });
+      if (!row) throw err;
+      return toStored(row);
+    }
+  }
+
+  async getMessage(id: string): Promise<StoredMessage | null> {
+    const row = await this.db.message.findUnique({ where: { id } });
+    return row ? toStored(row) : null;
+  }
+
+  /** The last `limit` messages of a conversation up to and including `uptoSeq`, oldest first. */
+  async history(conversationId: string, limit: number, uptoSeq?: number): Promise<StoredMessage[]> {
+    const rows = await this.db.message.findMany({
+      where: { conversationId, ...(uptoSeq !== undefined ? { seq: { lte: uptoSeq } } : {}) },
+      orderBy: { seq: 'desc' },
+      take: limit,
+    });
+    return rows.reverse().map(toStored);
+  }
+
+  /** Messages after a cursor (a `seq`), oldest first: the polling API. */
+  async listAfter(conversationId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+    const rows = await this.db.message.findMany({ where: { conversationId, seq: { gt: afterSeq } }, orderBy: { seq: 'asc' }, take: limit });
+    return rows.map(toStored);
+  }
+
+  async counts(): Promise<{ conversations: number; messages: number }> {
+    const [conversations, messages] = await Promise.all([this.db.conversation.count(), this.db.message.count()]);
+    return { conversations, messages };
+  }
+}

@@ -1,0 +1,42 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
+import { PrismaClient as PostgresClient } from '../generated/postgres/client.js';
+import { migratePostgres, migrateSqlite } from './migrate.js';
+
+/**
+ * The database handle used by the rest of the code. Both generated clients expose the same model API
+ * (they come from one schema), so the SQLite client's type stands for both.
+ */
+export type Db = InstanceType<typeof SqliteClient>;
+
+export interface DbTarget { kind: 'sqlite' | 'postgres'; url: string; display: string }
+
+/** Resolves the configured database: DATABASE_URL, else a SQLite file in the data directory. */
+export function resolveDbTarget(url: string | undefined, home: string): DbTarget {
+  if (url?.startsWith('postgres')) {
+    return { kind: 'postgres', url, display: url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@') };
+  }
+  const file = url ? url.slice('file:'.length) : join(home, 'bulwark.db');
+  const abs = isAbsolute(file) ? file : resolve(home, file);
+  return { kind: 'sqlite', url: abs, display: abs };
+}
+
+/** Applies pending migrations, then opens the Prisma client. */
+export async function openDb(target: DbTarget): Promise<Db> {
+  if (target.kind === 'sqlite') {
+    mkdirSync(dirname(target.url), { recursive: true, mode: 0o700 });
+    migrateSqlite(target.url);
+    return new SqliteClient({ adapter: new PrismaBetterSqlite3({ url: target.url, timeout: 10_000 }) });
+  }
+  await migratePostgres(target.url);
+  const client = new PostgresClient({ adapter: new PrismaPg({ connectionString: target.url, max: 10 }) });
+  return client as unknown as Db;
+}
+
+/** Cheap liveness probe for /readyz and `bulwark doctor`. */
+export async function pingDb(db: Db): Promise<void> {
+  await db.$queryRawUnsafe('SELECT 1');
+}

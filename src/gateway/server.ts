@@ -1,0 +1,82 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import cookie from '@fastify/cookie';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import { registerWebRoutes, type WebRouteDeps } from '../channels/web/routes.js';
+import { tokensEqual } from './auth.js';
+
+/** One dependency /readyz checks: Redis, the database, each enabled channel. */
+export interface ReadinessCheck {
+  name: string;
+  check(): Promise<{ ok: boolean; detail?: string }>;
+}
+
+export interface ServerOptions {
+  logger: Logger;
+  metrics: Metrics;
+  checks: ReadinessCheck[];
+  bodyLimit: number;
+  /** Refreshes gauges (queue depth) right before a scrape. */
+  beforeScrape?: () => Promise<void>;
+  /** Present in the gateway role: the web chat and its API. */
+  web?: WebRouteDeps;
+  /** Extra facts for `bulwark status` (queue counts, model, role). */
+  status?: () => Promise<Record<string, unknown>>;
+  /** When set, /metrics requires this bearer token (the hub listens beyond loopback). */
+  metricsToken?: string | undefined;
+}
+
+async function runChecks(checks: ReadinessCheck[]) {
+  return Promise.all(checks.map(async (c) => {
+    try {
+      const r = await Promise.race([c.check(), new Promise<{ ok: false; detail: string }>((res) => setTimeout(() => res({ ok: false, detail: 'timed out after 2s' }), 2000).unref())]);
+      return { name: c.name, ...r };
+    } catch (err) {
+      return { name: c.name, ok: false, detail: (err as Error).message };
+    }
+  }));
+}
+
+/** The hub's HTTP server: health, readiness, metrics, and (gateway role) the web chat. */
+export async function createServer(opts: ServerOptions): Promise<FastifyInstance> {
+  // forceCloseConnections: SSE streams are long-lived and would otherwise hold shutdown open.
+  const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit, trustProxy: false, return503OnClosing: true, forceCloseConnections: true });
+  await app.register(cookie);
+
+  app.setErrorHandler((err: { statusCode?: number; message: string; code?: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) {
+      opts.metrics.errors.inc({ where: 'http' });
+      opts.logger.error({ url: req.url, method: req.method, err: err.message }, 'request failed');
+      return reply.code(status).send({ error: 'internal error; the hub logged the details' });
+    }
+    const message = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? `request body is larger than the limit of ${opts.bodyLimit} bytes (server.body_limit)`
+      : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'send the body as JSON with Content-Type: application/json'
+      : err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'the JSON body is empty'
+      : /JSON/i.test(err.message) ? `the body is not valid JSON: ${err.message}`
+      : err.message;
+    return reply.code(status).send({ error: message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
+
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/readyz', async (_req, reply) => {
+    const checks = await runChecks(opts.checks);
+    const ready = checks.every((c) => c.ok);
+    return reply.code(ready ? 200 : 503).send({ ready, checks });
+  });
+  app.get('/metrics', async (req, reply) => {
+    if (opts.metricsToken) {
+      const h = req.headers.authorization ?? '';
+      if (!h.startsWith('Bearer ') || !tokensEqual(h.slice(7).trim(), opts.metricsToken)) return reply.code(401).send({ error: 'metrics need Authorization: Bearer <api token> when the hub listens beyond loopback' });
+    }
+    await opts.beforeScrape?.().catch(() => undefined);
+    return reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics());
+  });
+
+  if (opts.web) {
+    registerWebRoutes(app, opts.web);
+    app.get('/api/status', async () => ({ checks: await runChecks(opts.checks), ...(await opts.status?.()) }));
+  }
+  return app;
+}
