@@ -1,0 +1,115 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startLlmStandIn, type StandIn } from './support/llm-standin.js';
+import { startRedis, type Service } from './support/services.js';
+import { startTestHub, standInEnv, type TestHub } from './support/hub.js';
+
+describe('web API: bad input, authentication and login', () => {
+  let redis: Service;
+  let llm: StandIn;
+  let t: TestHub;
+
+  before(async () => {
+    redis = await startRedis();
+    llm = await startLlmStandIn();
+    t = await startTestHub({ env: { REDIS_URL: redis.url, ...standInEnv(llm.baseUrl), BULWARK_BODY_LIMIT: '4096' } });
+  });
+  after(async () => { await t?.close(); await llm?.close(); await redis?.stop(); });
+
+  async function stillUp() {
+    const sent = await t.api.send('still there?');
+    assert.equal((await t.api.waitReply(sent.conversationId, sent.messageId)).text, 'echo: still there?');
+  }
+
+  it('rejects malformed JSON with 400 and a clear error', async () => {
+    const r = await t.api.request('POST', '/api/messages', '{"text": "unterminated');
+    assert.equal(r.status, 400);
+    assert.match(r.json.error, /not valid JSON/);
+  });
+
+  it('rejects an oversized body with 413 naming the limit', async () => {
+    const r = await t.api.request('POST', '/api/messages', { text: 'x'.repeat(10_000) });
+    assert.equal(r.status, 413);
+    assert.match(r.json.error, /larger than the limit of 4096 bytes/);
+  });
+
+  it('rejects a non-JSON content type with 415', async () => {
+    const r = await t.api.request('POST', '/api/messages', 'text=hi', { 'content-type': 'application/x-www-form-urlencoded' });
+    assert.equal(r.status, 415);
+    assert.match(r.json.error, /application\/json/);
+  });
+
+  it('validates fields: empty text, unknown keys, bad ids', async () => {
+    const empty = await t.api.request('POST', '/api/messages', { text: '   ' });
+    assert.equal(empty.status, 400);
+    assert.match(empty.json.error, /text: text must not be empty/);
+    const extra = await t.api.request('POST', '/api/messages', { text: 'hi', admin: true });
+    assert.equal(extra.status, 400);
+    assert.match(extra.json.error, /admin/);
+    const badId = await t.api.request('POST', '/api/messages', { text: 'hi', conversationId: '../../etc' });
+    assert.equal(badId.status, 400);
+    assert.match(badId.json.error, /conversationId/);
+    const wrongType = await t.api.request('POST', '/api/messages', { text: 42 });
+    assert.equal(wrongType.status, 400);
+  });
+
+  it('answers 404 for an unknown conversation', async () => {
+    const r = await t.api.request('POST', '/api/messages', { text: 'hi', conversationId: 'c_doesnotexist123' });
+    assert.equal(r.status, 404);
+    assert.match(r.json.error, /unknown conversation c_doesnotexist123/);
+    const list = await t.api.request('GET', '/api/conversations/c_doesnotexist123/messages');
+    assert.equal(list.status, 404);
+  });
+
+  it('requires the token or a session on every API route', async () => {
+    for (const [method, path] of [['POST', '/api/messages'], ['GET', '/api/status'], ['GET', '/api/conversations/c_abcdefgh12/messages'], ['POST', '/api/login-links']] as const) {
+      const r = await fetch(t.url + path, { method, headers: { 'content-type': 'application/json' }, ...(method === 'POST' ? { body: '{"text":"hi"}' } : {}) });
+      assert.equal(r.status, 401, `${method} ${path}`);
+    }
+    const wrong = await fetch(`${t.url}/api/status`, { headers: { authorization: 'Bearer not-the-token' } });
+    assert.equal(wrong.status, 401);
+  });
+
+  it('exchanges a one-time login code for an HttpOnly cookie and drops the code from the URL', async () => {
+    const link = await t.api.request('POST', '/api/login-links', {});
+    assert.equal(link.status, 200);
+    const login = await fetch(t.url + link.json.path, { redirect: 'manual' });
+    assert.equal(login.status, 303);
+    assert.equal(login.headers.get('location'), '/');
+    const cookie = login.headers.get('set-cookie')!;
+    assert.match(cookie, /bulwark_session=/);
+    assert.match(cookie, /HttpOnly/);
+    assert.match(cookie, /SameSite=Strict/);
+    const session = cookie.split(';')[0]!;
+
+    const reused = await fetch(t.url + link.json.path, { redirect: 'manual' });
+    assert.equal(reused.status, 401, 'a login code works once');
+
+    const page = await (await fetch(`${t.url}/`, { headers: { cookie: session } })).text();
+    assert.match(page, /<script src="\/app.js">/);
+    const sent = await fetch(`${t.url}/api/messages`, { method: 'POST', headers: { cookie: session, 'content-type': 'application/json', origin: t.url }, body: '{"text":"from the browser"}' });
+    assert.equal(sent.status, 202);
+
+    const forged = await fetch(`${t.url}/api/messages`, { method: 'POST', headers: { cookie: session, 'content-type': 'application/json', origin: 'https://evil.example' }, body: '{"text":"csrf"}' });
+    assert.equal(forged.status, 403, 'a cross-site request with the cookie is refused');
+
+    const loggedOut = await fetch(`${t.url}/api/logout`, { method: 'POST', headers: { cookie: session, origin: t.url } });
+    assert.equal(loggedOut.status, 200);
+    const after = await fetch(`${t.url}/api/status`, { headers: { cookie: session } });
+    assert.equal(after.status, 401, 'the session is gone after logout');
+  });
+
+  it('throttles repeated bad login attempts', async () => {
+    let last = 0;
+    for (let i = 0; i < 12; i++) last = (await fetch(`${t.url}/login?code=guess${i}aaaaaaaaaaaaaaaaaa`, { redirect: 'manual' })).status;
+    assert.equal(last, 429);
+  });
+
+  it('serves the page with a strict Content-Security-Policy', async () => {
+    const r = await fetch(`${t.url}/`);
+    assert.match(r.headers.get('content-security-policy')!, /script-src 'self'/);
+    assert.match(await r.text(), /one-time login link/);
+  });
+
+  it('is still up and answering after all of that', stillUp);
+});
