@@ -104,7 +104,11 @@ export async function startLlmStandIn(handler: Handler = echoHandler, port = 0):
       const index = requests.push(body) - 1;
       authHeaders.push(req.headers.authorization);
       const s = await current(body, index);
-      if (s.delayMs) await new Promise((r) => setTimeout(r, s.delayMs));
+      if (s.delayMs) {
+        // Ends early when the client goes away (a killed worker), so no timer outlives the test.
+        await new Promise<void>((r) => { const t = setTimeout(r, s.delayMs); res.once('close', () => { clearTimeout(t); r(); }); });
+        if (res.destroyed) return;
+      }
       if ('status' in s) {
         res.writeHead(s.status, { 'content-type': 'application/json', ...s.headers });
         res.end(JSON.stringify(s.body ?? { error: { message: `scripted ${s.status}`, type: 'server_error' } }));
