@@ -30,14 +30,24 @@ function setPath(target: Record<string, any>, path: string, value: unknown): voi
   node[parts.at(-1)!] = value;
 }
 
+/** Edit distance, for "did you mean" on misspelt variable names. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
 function closest(name: string, candidates: string[]): string | undefined {
-  const score = (a: string, b: string) => {
-    let s = 0;
-    for (const part of a.split('_')) if (b.includes(part)) s += part.length;
-    return s;
-  };
-  const best = candidates.map((c) => [c, score(name, c)] as const).sort((x, y) => y[1] - x[1])[0];
-  return best && best[1] > 3 ? best[0] : undefined;
+  const [best] = candidates.map((c) => [c, distance(name, c)] as const).sort((x, y) => x[1] - y[1]);
+  return best && best[1] <= 4 ? best[0] : undefined;
 }
 
 function describeIssue(issue: z.core.$ZodIssue, origin: (key: string) => string): string {
