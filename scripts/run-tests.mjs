@@ -2,7 +2,8 @@
 // Runs every *.test.ts under src/ and test/ with Node's own test runner (through tsx).
 // Node 20's `--test` does not expand globs, so the file list is built here.
 // Usage: node scripts/run-tests.mjs [substring-filter...]
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -27,9 +28,20 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+// Spec output for people, plus a TAP copy to print one plain closing line from.
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-tests-'));
+const tap = join(dir, 'results.tap');
 const r = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files],
   { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
+let summary = '';
+try {
+  const text = readFileSync(tap, 'utf8');
+  const count = (k) => Number(new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  summary = `${count('pass')} passed, ${count('fail') + count('cancelled')} failed, ${count('skipped')} skipped`;
+} catch { /* the runner itself failed; its exit code says so */ }
+rmSync(dir, { recursive: true, force: true });
+if (summary) console.log(`\n${summary}`);
 process.exit(r.status ?? 1);

@@ -6,13 +6,14 @@ export const INBOUND = 'inbound';
 export const OUTBOUND = 'outbound';
 export const PREFIX = 'bulwark';
 
-/** How to reach Redis: a URL (redis://, rediss://) or the embedded server's unix socket. */
+/** How to reach Redis: a URL (redis://, rediss://, redis+unix:///path) or the embedded server's unix socket. */
 export type RedisTarget = { url: string } | { path: string };
 
 export function redisOptions(target: RedisTarget, extra: RedisOptions = {}): RedisOptions {
   const base: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, ...extra };
   if ('path' in target) return { ...base, path: target.path };
   const u = new URL(target.url);
+  if (u.protocol === 'redis+unix:') return { ...base, path: decodeURIComponent(u.pathname) };
   return {
     ...base,
     host: u.hostname,

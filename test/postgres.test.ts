@@ -48,6 +48,7 @@ describe('PostgreSQL (throwaway cluster)', { skip }, () => {
     assert.deepEqual(ready.checks.find((c) => c.name === 'database'), { name: 'database', ok: true, detail: 'postgres' });
     const a = await t.api.send('hello postgres');
     assert.equal((await t.api.waitReply(a.conversationId, a.messageId)).text, 'echo: hello postgres');
+    assert.notEqual(llm.requests.at(-1)!.stream, true, 'non-streaming by default');
     const ids: string[] = [];
     for (const text of ['p1', 'p2', 'p3']) ids.push((await t.api.send(text, { conversationId: a.conversationId })).messageId);
     await t.api.waitReply(a.conversationId, ids.at(-1)!);

@@ -1,4 +1,4 @@
-import { stepCountIs, streamText, tool, type LanguageModel, type ModelMessage, type StopCondition, type ToolSet } from 'ai';
+import { generateText, stepCountIs, streamText, tool, type LanguageModel, type ModelMessage, type StopCondition, type ToolSet } from 'ai';
 import type { Logger } from '../logger.js';
 import type { ToolRegistry } from './tools.js';
 
@@ -19,6 +19,8 @@ export interface TurnInput {
   messages: ModelMessage[];
   tools: ToolRegistry;
   limits: TurnLimits;
+  /** Use the provider's streaming API (same result, delivered in pieces). */
+  stream?: boolean;
   conversationId: string;
   signal: AbortSignal;
   logger: Logger;
@@ -77,11 +79,10 @@ export async function runTurn(input: TurnInput): Promise<TurnResult> {
     if (tokens >= limits.maxTokens) stoppedBy = 'tokens';
     return stoppedBy === 'tokens';
   };
-  let streamError: unknown;
   let stepStart = Date.now();
   let stepCount = 0;
   const tools = toolSet(input.tools, input);
-  const result = streamText({
+  const settings = {
     model: input.model,
     system: input.system,
     messages: input.messages,
@@ -91,8 +92,7 @@ export async function runTurn(input: TurnInput): Promise<TurnResult> {
     maxRetries: limits.maxRetries,
     timeout: { stepMs: limits.stepTimeoutMs },
     abortSignal: input.signal,
-    onError: ({ error }) => { streamError = error; },
-    onStepFinish: (step) => {
+    onStepFinish: (step: { usage: { inputTokens?: number | undefined; outputTokens?: number | undefined } }) => {
       stepCount += 1;
       const inTok = step.usage.inputTokens ?? 0;
       const outTok = step.usage.outputTokens ?? 0;
@@ -100,22 +100,26 @@ export async function runTurn(input: TurnInput): Promise<TurnResult> {
       input.onStep?.({ ms: Date.now() - stepStart, inputTokens: inTok, outputTokens: outTok, ok: true });
       stepStart = Date.now();
     },
-  });
-  let text: string;
+  };
+  let result: { text: string; finishReason: string; totalUsage: { inputTokens?: number | undefined; outputTokens?: number | undefined } };
   try {
-    await result.consumeStream();
-    text = await result.text;
+    if (input.stream) {
+      let streamError: unknown;
+      const s = streamText({ ...settings, onError: ({ error }) => { streamError = error; } });
+      await s.consumeStream();
+      if (streamError !== undefined) throw streamError;
+      result = { text: await s.text, finishReason: await s.finishReason, totalUsage: await s.totalUsage };
+    } else {
+      result = await generateText(settings);
+    }
   } catch (err) {
-    streamError ??= err;
-    text = '';
-  }
-  if (streamError !== undefined) {
     input.onStep?.({ ms: Date.now() - stepStart, inputTokens: 0, outputTokens: 0, ok: false });
-    if (input.signal.aborted) throw streamError;
-    throw new LlmUnavailableError(describeLlmError(streamError));
+    if (input.signal.aborted) throw err;
+    throw new LlmUnavailableError(describeLlmError(err));
   }
-  const usage = await result.totalUsage;
-  if (stepCount >= limits.maxSteps && !stoppedBy && (await result.finishReason) === 'tool-calls') stoppedBy = 'steps';
+  let text = result.text;
+  const usage = result.totalUsage;
+  if (stepCount >= limits.maxSteps && !stoppedBy && result.finishReason === 'tool-calls') stoppedBy = 'steps';
   if (text.trim() === '') {
     text = stoppedBy === 'steps'
       ? `I stopped after ${limits.maxSteps} steps without finishing (limit llm.max_steps).`

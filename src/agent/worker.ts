@@ -39,8 +39,13 @@ function toModelMessages(history: StoredMessage[]): ModelMessage[] {
   return history.map((m) => (m.role === 'user' ? { role: 'user', content: m.text } : { role: 'assistant', content: m.text }));
 }
 
-/** How long a turn waits before trying again when its conversation is busy; `leave` wakes it sooner. */
-const GATE_RETRY_MS = 1000;
+/**
+ * How long a turn waits before trying again when its conversation is busy: short at first, longer
+ * the longer it has waited (a long LLM turn is not polled hard). `leave` wakes the next turn sooner.
+ */
+function gateRetryMs(receivedAt: number): number {
+  return Math.min(1000, Math.max(20, (Date.now() - receivedAt) / 4)) + Math.floor(Math.random() * 20);
+}
 
 /**
  * Consumes the inbound queue: one agent turn per job, one reply per inbound message (the reply's id
@@ -62,6 +67,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
         messages: toModelMessages(history),
         tools: deps.tools,
         limits: { maxSteps: llm.max_steps, maxTokens: llm.max_tokens_per_turn, stepTimeoutMs: llm.timeout_ms, maxRetries: llm.max_retries },
+        stream: llm.stream,
         conversationId,
         signal,
         logger,
@@ -91,22 +97,34 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
     const conversationId = msg.conversationId ?? conversationIdFor(msg);
     const lease = await gate.tryEnter(conversationId, jobId);
     if (typeof lease === 'string') {
-      await job.moveToDelayed(Date.now() + GATE_RETRY_MS + Math.floor(Math.random() * 200), token);
+      await job.moveToDelayed(Date.now() + gateRetryMs(msg.receivedAt), token);
       throw new DelayedError();
     }
     const abort = new AbortController();
     const keepAlive = setInterval(() => {
       gate.extend(lease).then((ok) => { if (!ok) logger.warn({ conversationId }, 'lost the conversation lock during a turn'); }, () => undefined);
     }, Math.max(1000, Math.floor(deps.lockMs / 3)));
+    let left = false;
+    const leave = async () => {
+      if (left) return;
+      left = true;
+      clearInterval(keepAlive);
+      await gate.leave(lease).catch((err) => logger.warn({ err: (err as Error).message }, 'could not release conversation'));
+    };
     try {
       await store.ensureConversation({ id: conversationId, channel: msg.channel, accountId: msg.accountId, chatId: msg.chatId });
       const user = await store.appendMessage({ id: jobId, conversationId, role: 'user', text: msg.text, senderId: msg.sender.id, senderName: msg.sender.name, replyTo: undefined });
       const replyId = replyIdFor(jobId);
-      let reply = await store.getMessage(replyId);
+      // Only a re-run (retry, or a turn whose worker died) can find its reply already stored.
+      let reply = job.attemptsStarted > 1 || job.attemptsMade > 0 ? await store.getMessage(replyId) : null;
       if (!reply) {
         const a = await answer(conversationId, user, abort.signal);
         reply = await store.appendMessage({ id: replyId, conversationId, role: 'assistant', text: a.text, replyTo: msg.messageId, tokensIn: a.tokensIn, tokensOut: a.tokensOut });
       }
+      // The turn's history is written: free the conversation before sending, so the user's next
+      // message (which may arrive the moment the reply does) does not find it busy. A crash after
+      // this point re-runs the job, which finds the stored reply and only re-sends it.
+      await leave();
       const out: OutboundMessage = {
         channel: msg.channel, accountId: msg.accountId, chatId: msg.chatId, conversationId,
         messageId: replyId, replyTo: msg.messageId, text: reply.text, seq: reply.seq, inboundAt: msg.receivedAt,
@@ -120,8 +138,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
       logger.error({ conversationId, jobId, attempt: job.attemptsMade + 1, err: (err as Error).message }, 'turn failed; it will be retried');
       throw err;
     } finally {
-      clearInterval(keepAlive);
-      await gate.leave(lease).catch((err) => logger.warn({ err: (err as Error).message }, 'could not release conversation'));
+      await leave();
     }
   }
 

@@ -17,6 +17,7 @@ export const ENV_KEYS = {
   BULWARK_LLM_MAX_STEPS: 'llm.max_steps',
   BULWARK_LLM_MAX_TOKENS_PER_TURN: 'llm.max_tokens_per_turn',
   BULWARK_LLM_HISTORY_MESSAGES: 'llm.history_messages',
+  BULWARK_LLM_STREAM: 'llm.stream',
   BULWARK_WORKER_CONCURRENCY: 'worker.concurrency',
   BULWARK_WORKER_LOCK_MS: 'worker.lock_ms',
   BULWARK_WORKER_SHUTDOWN_MS: 'worker.shutdown_ms',
@@ -46,13 +47,16 @@ export const llmSchema = z.strictObject({
   max_tokens_per_turn: positiveInt(2_000_000).default(32_000),
   history_messages: positiveInt(1000).default(40),
   system_prompt: z.string().max(20_000).optional(),
+  /** Stream tokens from the provider. Off by default: replies are delivered whole, and the
+   * non-streaming path costs the hub less CPU per turn. */
+  stream: z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]).default(false),
 });
 
 export const configSchema = z.strictObject({
   home: z.string().min(1).default('.bulwark'),
   server: serverSchema.default(serverSchema.parse({})),
   redis: z.strictObject({
-    url: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+    url: z.string().regex(/^(rediss?:\/\/|redis\+unix:\/\/\/)/, 'must be redis://[:password@]host:port[/db], rediss://… (TLS) or redis+unix:///path/to/redis.sock').optional(),
   }).default({}),
   database: z.strictObject({
     url: z.string().regex(/^(file:|postgres(ql)?:\/\/)/, 'must be file:PATH (SQLite) or postgres://user:pass@host/db').optional(),

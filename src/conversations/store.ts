@@ -42,15 +42,28 @@ function isUniqueViolation(err: unknown): boolean {
 }
 
 export class ConversationStore {
+  /*
+   * Conversations are never deleted while the hub runs, so "this id exists" can be remembered:
+   * it saves a database round trip on every message of a busy conversation. Bounded, oldest out.
+   */
+  private readonly known = new Map<string, string>();
+
   constructor(private readonly db: Db) {}
+
+  private remember(id: string, channel: string): void {
+    this.known.set(id, channel);
+    if (this.known.size > 10_000) this.known.delete(this.known.keys().next().value!);
+  }
 
   /** Creates the conversation if it does not exist yet; returns its id. Idempotent and race-safe. */
   async ensureConversation(key: ConversationKey): Promise<string> {
     const where = { channel_accountId_chatId: { channel: key.channel, accountId: key.accountId, chatId: key.chatId } };
+    if (this.known.get(key.id) === key.channel) return key.id;
     const found = await this.db.conversation.findUnique({ where, select: { id: true } });
     if (found) return found.id;
     try {
       await this.db.conversation.create({ data: key });
+      this.remember(key.id, key.channel);
       return key.id;
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
@@ -61,14 +74,17 @@ export class ConversationStore {
   }
 
   async conversationExists(id: string, channel?: string): Promise<boolean> {
-    const row = await this.db.conversation.findUnique({ where: { id }, select: { channel: true } });
-    return row !== null && (channel === undefined || row.channel === channel);
+    let known = this.known.get(id);
+    if (known === undefined) {
+      const row = await this.db.conversation.findUnique({ where: { id }, select: { channel: true } });
+      if (!row) return false;
+      this.remember(id, (known = row.channel));
+    }
+    return channel === undefined || known === channel;
   }
 
   /** Stores a message once: a second call with the same id returns the first one's row. */
   async appendMessage(m: NewMessage): Promise<StoredMessage> {
-    const existing = await this.db.message.findUnique({ where: { id: m.id } });
-    if (existing) return toStored(existing);
     try {
       const row = await this.db.message.create({
         data: {

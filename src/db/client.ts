@@ -1,16 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
-import { PrismaPg } from '@prisma/adapter-pg';
-import { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
-import { PrismaClient as PostgresClient } from '../generated/postgres/client.js';
+import type { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
 import { migratePostgres, migrateSqlite } from './migrate.js';
 
 /**
  * The database handle used by the rest of the code. Both generated clients expose the same model API
  * (they come from one schema), so the SQLite client's type stands for both.
  */
-export type Db = InstanceType<typeof SqliteClient>;
+export type Db = SqliteClient;
 
 export interface DbTarget { kind: 'sqlite' | 'postgres'; url: string; display: string }
 
@@ -24,14 +21,24 @@ export function resolveDbTarget(url: string | undefined, home: string): DbTarget
   return { kind: 'sqlite', url: abs, display: abs };
 }
 
-/** Applies pending migrations, then opens the Prisma client. */
+/**
+ * Applies pending migrations, then opens the Prisma client. Only the client and driver of the
+ * configured database are loaded (each brings its own query compiler, tens of MB of memory).
+ */
 export async function openDb(target: DbTarget): Promise<Db> {
   if (target.kind === 'sqlite') {
+    const [{ PrismaBetterSqlite3 }, { PrismaClient: SqliteClient }] = await Promise.all([import('@prisma/adapter-better-sqlite3'), import('../generated/sqlite/client.js')]);
     mkdirSync(dirname(target.url), { recursive: true, mode: 0o700 });
     migrateSqlite(target.url);
-    return new SqliteClient({ adapter: new PrismaBetterSqlite3({ url: target.url, timeout: 10_000 }) });
+    const client = new SqliteClient({ adapter: new PrismaBetterSqlite3({ url: target.url, timeout: 10_000 }) });
+    // WAL with synchronous=NORMAL: no fsync per commit (which would stall the event loop, since
+    // better-sqlite3 is synchronous), still safe against a crashed process; an OS crash or power
+    // loss can drop the last moments of history. Queued messages themselves live in Redis.
+    await client.$queryRawUnsafe('PRAGMA synchronous = NORMAL');
+    return client;
   }
   await migratePostgres(target.url);
+  const [{ PrismaPg }, { PrismaClient: PostgresClient }] = await Promise.all([import('@prisma/adapter-pg'), import('../generated/postgres/client.js')]);
   const client = new PostgresClient({ adapter: new PrismaPg({ connectionString: target.url, max: 10 }) });
   return client as unknown as Db;
 }
