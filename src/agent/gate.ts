@@ -5,6 +5,25 @@ import { pendingKey } from '../channels/inbox.js';
 
 const lockKey = (conversationId: string) => `bulwark:turnlock:${conversationId}`;
 
+/*
+ * Each step is one Lua script, so it is atomic and costs one round trip.
+ * ENTER: take the lock; answer 'busy', or 'ok' when this job heads the pending set, or the head.
+ * HEAD: with the lock held, the same head check after a stale head was dropped.
+ * LEAVE: drop this job from pending, free the lock if still ours, answer the next head.
+ */
+const ENTER = `
+if not redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 'busy' end
+local head = redis.call('zrange', KEYS[2], 0, 0)[1]
+if head == false or head == nil or head == ARGV[3] then return 'ok' end
+return head`;
+const HEAD = `
+local head = redis.call('zrange', KEYS[1], 0, 0)[1]
+if head == false or head == nil or head == ARGV[1] then return 'ok' end
+return head`;
+const LEAVE = `
+redis.call('zrem', KEYS[2], ARGV[2])
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+return redis.call('zrange', KEYS[2], 0, 0)[1]`;
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 const EXTEND = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 
@@ -24,19 +43,20 @@ export class ConversationGate {
   /** Takes the conversation if this job is its oldest pending message; else says why not. */
   async tryEnter(conversationId: string, jobId: string): Promise<Lease | 'busy' | 'not-next'> {
     const token = randomBytes(12).toString('hex');
-    const ok = await this.redis.set(lockKey(conversationId), token, 'PX', this.lockMs, 'NX');
-    if (ok === null) return 'busy';
-    for (;;) {
-      const [head] = await this.redis.zrange(pendingKey(conversationId), 0, 0);
-      if (head === undefined || head === jobId) return { conversationId, token, jobId };
-      const state = await this.queue.getJobState(head);
-      if (LIVE.has(state)) {
-        await this.redis.eval(RELEASE, 1, lockKey(conversationId), token);
+    const lock = lockKey(conversationId);
+    const pending = pendingKey(conversationId);
+    let head = (await this.redis.eval(ENTER, 2, lock, pending, token, String(this.lockMs), jobId)) as string;
+    if (head === 'busy') return 'busy';
+    while (head !== 'ok') {
+      if (LIVE.has(await this.queue.getJobState(head))) {
+        await this.redis.eval(RELEASE, 1, lock, token);
         return 'not-next';
       }
       // The head's job finished, failed for good, or never made it into the queue: drop it.
-      await this.redis.zrem(pendingKey(conversationId), head);
+      await this.redis.zrem(pending, head);
+      head = (await this.redis.eval(HEAD, 1, pending, jobId)) as string;
     }
+    return { conversationId, token, jobId };
   }
 
   /** Keeps the lease alive during a long turn; false if it was lost (lock expired). */
@@ -46,13 +66,10 @@ export class ConversationGate {
 
   /** Ends the turn: removes the message from pending, frees the conversation, wakes the next one. */
   async leave(lease: Lease): Promise<void> {
-    await this.redis.zrem(pendingKey(lease.conversationId), lease.jobId);
-    await this.redis.eval(RELEASE, 1, lockKey(lease.conversationId), lease.token);
-    const [next] = await this.redis.zrange(pendingKey(lease.conversationId), 0, 0);
-    if (next === undefined) return;
+    const next = (await this.redis.eval(LEAVE, 2, lockKey(lease.conversationId), pendingKey(lease.conversationId), lease.token, lease.jobId)) as string | null;
+    if (!next) return;
+    // A waiting turn sleeps (delayed job) while the conversation is busy; wake it now.
     const job = await this.queue.getJob(next);
-    // Waiting jobs are delayed while the conversation is busy; wake the next one now instead of
-    // letting it sleep out its delay.
-    await job?.promote().catch(() => undefined);
+    if (job && (await job.isDelayed())) await job.promote().catch(() => undefined);
   }
 }

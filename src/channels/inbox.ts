@@ -9,6 +9,12 @@ const DEDUPE_TTL_S = 7 * 24 * 3600;
 export const dedupeKey = (jobId: string) => `bulwark:dedupe:${jobId}`;
 export const pendingKey = (conversationId: string) => `bulwark:pending:${conversationId}`;
 
+/** Marks the id as seen and joins the conversation's pending set, atomically; 0 if already seen. */
+const MARK = `
+if not redis.call('set', KEYS[1], 'pending', 'EX', ARGV[3], 'NX') then return 0 end
+redis.call('zadd', KEYS[2], 'NX', ARGV[1], ARGV[2])
+return 1`;
+
 export interface Accepted { jobId: string; duplicate: boolean }
 
 /**
@@ -27,13 +33,13 @@ export class Inbox {
 
   async accept(msg: InboundMessage & { conversationId: string }): Promise<Accepted> {
     const jobId = inboundJobId(msg);
-    const fresh = await this.redis.set(dedupeKey(jobId), 'pending', 'EX', DEDUPE_TTL_S, 'NX');
-    if (fresh === null) {
+    const fresh = await this.redis.eval(MARK, 2, dedupeKey(jobId), pendingKey(msg.conversationId), msg.receivedAt, jobId, DEDUPE_TTL_S);
+    if (fresh === 0) {
       const state = await this.redis.get(dedupeKey(jobId));
       if (state !== 'pending' || (await this.queue.getJob(jobId))) return { jobId, duplicate: true };
+      await this.redis.zadd(pendingKey(msg.conversationId), 'NX', msg.receivedAt, jobId);
     }
     try {
-      await this.redis.zadd(pendingKey(msg.conversationId), 'NX', msg.receivedAt, jobId);
       await this.queue.add('turn', msg, { ...INBOUND_JOB_OPTIONS, jobId });
     } catch (err) {
       await this.redis.del(dedupeKey(jobId)).catch(() => undefined);
