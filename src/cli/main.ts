@@ -6,6 +6,9 @@ import { registerStart } from './start.js';
 import { registerLogin, registerStatus } from './status.js';
 import { fail } from './common.js';
 
+// `bulwark chat | head` closes our stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err; });
+
 const program = new Command('bulwark')
   .description('Bulwark — a self-hosted, security-first AI assistant hub')
   .version('0.1.0')

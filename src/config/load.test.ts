@@ -77,3 +77,10 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({}, dir).config.llm.api_key, 'sk-secret-value');
   }));
 });
+
+describe('loadConfig number errors', () => {
+  it('says what a number setting accepts', () => withDir((dir) => {
+    assert.match(problems(() => loadConfig({ BULWARK_PORT: 'abc' }, dir))[0]!, /server\.port \(environment variable BULWARK_PORT\): must be a whole number from 0 to 65535/);
+    assert.match(problems(() => loadConfig({ BULWARK_WORKER_CONCURRENCY: '0' }, dir))[0]!, /worker\.concurrency .*must be at least 1/);
+  }));
+});

@@ -25,8 +25,10 @@ export const ENV_KEYS = {
   BULWARK_CONFIG: '(path of the config file)',
 } as const;
 
-const port = z.coerce.number().int().min(0).max(65535);
-const positiveInt = (max: number) => z.coerce.number().int().min(1).max(max);
+const wholeNumber = (min: number, max: number) =>
+  z.coerce.number({ error: `must be a whole number from ${min} to ${max}` }).int(`must be a whole number from ${min} to ${max}`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
+const port = wholeNumber(0, 65535);
+const positiveInt = (max: number) => wholeNumber(1, max);
 
 export const serverSchema = z.strictObject({
   /** Loopback by default: the admin surface is not for the network unless the owner says so. */
@@ -42,7 +44,7 @@ export const llmSchema = z.strictObject({
   base_url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as http://127.0.0.1:11434/v1' }).optional(),
   api_key: z.string().min(1).optional(),
   timeout_ms: positiveInt(600_000).default(60_000),
-  max_retries: z.coerce.number().int().min(0).max(10).default(2),
+  max_retries: wholeNumber(0, 10).default(2),
   max_steps: positiveInt(50).default(8),
   max_tokens_per_turn: positiveInt(2_000_000).default(32_000),
   history_messages: positiveInt(1000).default(40),
