@@ -134,6 +134,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), config.worker.shutdown_ms).unref());
       if ((await Promise.race([graceful, timeout])) === 'timeout') {
         logger.warn({ waitedMs: config.worker.shutdown_ms }, 'in-flight turns did not finish; they go back to the queue and are retried');
+        for (const w of workers) w.cancelAllJobs('shutdown');
         await Promise.all(workers.map((w) => w.close(true)));
       }
     });

@@ -95,7 +95,26 @@ describe('split roles, worker crashes and graceful shutdown', () => {
     assert.equal(calls, 1, 'not re-run: the turn completed before exit');
   });
 
+  it('SIGTERM with a turn that outlasts worker.shutdown_ms: the worker exits, the turn is retried, one reply', async () => {
+    for (const p of running.slice(1)) if (p.child.exitCode === null) { p.child.kill('SIGKILL'); await p.exited; }
+    const w = await spawnHub('worker', { ...env, BULWARK_PORT: String(await freePort()), BULWARK_WORKER_SHUTDOWN_MS: '500' });
+    running.push(w);
+    let calls = 0;
+    llm.setHandler((req) => ({ text: `retried ${lastUserText(req)}`, delayMs: ++calls === 1 ? 60_000 : 0 }));
+    const sent = await api.send('too slow to finish');
+    await until(() => calls === 1);
+    w.child.kill('SIGTERM');
+    assert.equal(await w.exited, 0, 'the worker does not hang on the slow turn');
+    assert.deepEqual((await api.messages(sent.conversationId)).map((m) => m.role), ['user'], 'no reply from the cancelled turn');
+    await worker();
+    const reply = await api.waitReply(sent.conversationId, sent.messageId, 30_000);
+    assert.equal(reply.text, 'retried too slow to finish');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await api.messages(sent.conversationId)).filter((m) => m.role === 'assistant').length, 1);
+  });
+
   it('messages accepted while no worker runs are answered once a worker starts', async () => {
+    for (const p of running.slice(1)) if (p.child.exitCode === null) { p.child.kill('SIGTERM'); await p.exited; }
     llm.setHandler((req) => ({ text: `later: ${lastUserText(req)}` }));
     const a = await api.send('queued 1');
     const b = await api.send('queued 2', { conversationId: a.conversationId });

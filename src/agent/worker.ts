@@ -86,7 +86,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
     }
   }
 
-  async function process(job: Job, token?: string): Promise<void> {
+  async function process(job: Job, token?: string, signal?: AbortSignal): Promise<void> {
     const parsed = inboundMessageSchema.safeParse(job.data);
     if (!parsed.success) {
       metrics.errors.inc({ where: 'inbound_payload' });
@@ -100,7 +100,6 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
       await job.moveToDelayed(Date.now() + gateRetryMs(msg.receivedAt), token);
       throw new DelayedError();
     }
-    const abort = new AbortController();
     const keepAlive = setInterval(() => {
       gate.extend(lease).then((ok) => { if (!ok) logger.warn({ conversationId }, 'lost the conversation lock during a turn'); }, () => undefined);
     }, Math.max(1000, Math.floor(deps.lockMs / 3)));
@@ -118,7 +117,8 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
       // Only a re-run (retry, or a turn whose worker died) can find its reply already stored.
       let reply = job.attemptsStarted > 1 || job.attemptsMade > 0 ? await store.getMessage(replyId) : null;
       if (!reply) {
-        const a = await answer(conversationId, user, abort.signal);
+        // BullMQ aborts the signal when the worker is shut down hard (cancelAllJobs): the LLM call stops.
+        const a = await answer(conversationId, user, signal ?? new AbortController().signal);
         reply = await store.appendMessage({ id: replyId, conversationId, role: 'assistant', text: a.text, replyTo: msg.messageId, tokensIn: a.tokensIn, tokensOut: a.tokensOut });
       }
       // The turn's history is written: free the conversation before sending, so the user's next
