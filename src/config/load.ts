@@ -102,7 +102,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const origin = (key: string) => (fromEnv.has(key) ? `environment variable ${fromEnv.get(key)}` : file ? file : 'defaults');
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) problems.push(...parsed.error.issues.map((i) => describeIssue(i, origin)));
-  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  if (!parsed.success) throw new ConfigError(problems);
 
   const config = parsed.data;
   const llm = config.llm;
