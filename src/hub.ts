@@ -2,7 +2,8 @@ import { mkdirSync } from 'node:fs';
 import type { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { createModel, describeModel } from './agent/llm.js';
-import { ToolRegistry } from './agent/tools.js';
+import type { ToolRegistry } from './agent/tools.js';
+import { createAgentToolset } from './agent/codeact.js';
 import { startAgentWorker } from './agent/worker.js';
 import type { ChannelAdapter } from './channels/contract.js';
 import { Inbox } from './channels/inbox.js';
@@ -116,9 +117,11 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     if (role === 'all' || role === 'worker') {
       const model = createModel(config.llm);
       if (!model) logger.warn('no LLM configured: chat messages get a reply explaining how to configure one');
+      const toolset = await createAgentToolset(config, home, logger);
+      closers.push(() => toolset.close());
       workers.push(startAgentWorker({
-        redisTarget, redis, inbound, outbound, store, model, llm: config.llm, tools: opts.tools ?? new ToolRegistry(),
-        metrics, logger, concurrency: config.worker.concurrency, lockMs: config.worker.lock_ms,
+        redisTarget, redis, inbound, outbound, store, model, llm: config.llm, tools: opts.tools ?? toolset.tools,
+        promptExtras: opts.tools ? [] : toolset.promptExtras, metrics, logger, concurrency: config.worker.concurrency, lockMs: config.worker.lock_ms,
       }));
     }
 

@@ -33,6 +33,8 @@ export interface AgentWorkerDeps {
   logger: Logger;
   concurrency: number;
   lockMs: number;
+  /** Appended to the system prompt: how to use the tools this agent has (e.g. the sandbox's host API). */
+  promptExtras?: string[];
 }
 
 function toModelMessages(history: StoredMessage[]): ModelMessage[] {
@@ -56,6 +58,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
   const { store, metrics, logger, llm } = deps;
   const gate = new ConversationGate(deps.redis, deps.inbound, deps.lockMs);
   const provider = llm.provider ?? 'none';
+  const system = [llm.system_prompt ?? DEFAULT_SYSTEM_PROMPT, ...(deps.promptExtras ?? [])].join('\n\n');
 
   async function answer(conversationId: string, user: StoredMessage, signal: AbortSignal): Promise<{ text: string; tokensIn?: number; tokensOut?: number }> {
     if (!deps.model) return { text: NO_MODEL_REPLY };
@@ -63,7 +66,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
     try {
       const r = await runTurn({
         model: deps.model,
-        system: llm.system_prompt ?? DEFAULT_SYSTEM_PROMPT,
+        system,
         messages: toModelMessages(history),
         tools: deps.tools,
         limits: { maxSteps: llm.max_steps, maxTokens: llm.max_tokens_per_turn, stepTimeoutMs: llm.timeout_ms, maxRetries: llm.max_retries },

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerChat } from './chat.js';
 import { registerDoctor } from './doctor.js';
+import { registerSandboxCommand } from './sandbox.js';
 import { registerStart } from './start.js';
 import { registerLogin, registerStatus } from './status.js';
 import { fail } from './common.js';
@@ -19,5 +20,6 @@ registerChat(program);
 registerStatus(program);
 registerDoctor(program);
 registerLogin(program);
+registerSandboxCommand(program);
 
 program.parseAsync(process.argv).catch(fail);

@@ -22,6 +22,8 @@ export const ENV_KEYS = {
   BULWARK_WORKER_LOCK_MS: 'worker.lock_ms',
   BULWARK_WORKER_SHUTDOWN_MS: 'worker.shutdown_ms',
   BULWARK_LOG_LEVEL: 'log.level',
+  BULWARK_AGENT_MANIFEST: 'agent.manifest',
+  BULWARK_AGENT_RUN_CODE: 'agent.run_code',
   BULWARK_CONFIG: '(path of the config file)',
 } as const;
 
@@ -72,6 +74,12 @@ export const configSchema = z.strictObject({
     /** How long SIGTERM waits for in-flight turns before handing them back to the queue. */
     shutdown_ms: positiveInt(600_000).default(20_000),
   }).default({ concurrency: 16, lock_ms: 30_000, shutdown_ms: 20_000 }),
+  agent: z.strictObject({
+    /** The agent's capability manifest (TOML: [capabilities], [limits]); missing file = no network. */
+    manifest: z.string().min(1).optional(),
+    /** Offer the model the run_code tool (JavaScript in the QuickJS/WASM sandbox). */
+    run_code: z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]).default(true),
+  }).default({ run_code: true }),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).default({ level: 'info' }),

@@ -1,0 +1,36 @@
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { UserError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { createRunCodeTool, loadAgentManifest, ManifestError, Sandbox, SANDBOX_SYSTEM_PROMPT } from '../sandbox/index.js';
+import { ToolRegistry } from './tools.js';
+
+export interface AgentToolset {
+  tools: ToolRegistry;
+  /** System prompt additions that explain the tools. */
+  promptExtras: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * The tools an agent gets by default: `run_code` (CodeAct in the QuickJS/WASM sandbox) under the
+ * grant of the agent's manifest. The sandbox's worker threads start on the first run, so a hub
+ * whose model never writes code does not pay for them.
+ */
+export async function createAgentToolset(config: Config, home: string, logger: Logger): Promise<AgentToolset> {
+  const tools = new ToolRegistry();
+  if (!config.agent.run_code) return { tools, promptExtras: [], close: async () => undefined };
+  const path = config.agent.manifest ? (isAbsolute(config.agent.manifest) ? config.agent.manifest : resolve(home, config.agent.manifest)) : join(home, 'agent.toml');
+  let manifest;
+  try {
+    manifest = await loadAgentManifest(path);
+  } catch (err) {
+    if (err instanceof ManifestError) throw new UserError(err.message, `fix ${path} (see README, Sandbox) or set BULWARK_AGENT_MANIFEST`);
+    throw err;
+  }
+  let sandbox: Sandbox | undefined;
+  const lazy = { run: (...args: Parameters<Sandbox['run']>) => (sandbox ??= new Sandbox({ logger })).run(...args) };
+  tools.register(createRunCodeTool({ sandbox: lazy, grant: manifest.grant, limits: manifest.limits }));
+  logger.info({ manifest: path, http: manifest.grant.http, tools: manifest.grant.tools }, 'agent capabilities');
+  return { tools, promptExtras: [SANDBOX_SYSTEM_PROMPT], close: async () => { await sandbox?.close(); } };
+}

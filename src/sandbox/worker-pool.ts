@@ -1,0 +1,163 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import type { Logger } from '../logger.js';
+import { failure } from './result.js';
+import { SandboxWorker, type Job } from './sandbox-worker.js';
+import { wasm, type WasmModule } from './wasm.js';
+
+/** Compiles the QuickJS WebAssembly once per process; every worker instantiates from it. */
+export async function compileQuickJS(): Promise<WasmModule> {
+  // Resolve the variant through quickjs-emscripten, which is the package that depends on it.
+  const fromPackage = createRequire(createRequire(import.meta.url).resolve('quickjs-emscripten'));
+  const path = fromPackage.resolve('@jitl/quickjs-wasmfile-release-sync/wasm');
+  return wasm.compile(await readFile(path));
+}
+
+export interface WorkerPoolOptions {
+  /** Worker threads, i.e. runs that can compute at the same time. */
+  workers: number;
+  /** Interpreters each worker keeps instantiated ahead of time. */
+  poolSize: number;
+  /** Heap size of those pre-instantiated interpreters. */
+  memoryMb: number;
+  /** Runs allowed to wait for a free worker; more are refused at once. */
+  maxQueue: number;
+  logger?: Logger;
+}
+
+const MAX_STARTUP_FAILURES = 3;
+
+/**
+ * Schedules runs onto worker threads: one run per worker at a time, the worker idle longest goes
+ * first (its interpreter pool has had the most time to refill), dead workers are replaced, and
+ * workers whose thread lost CPU priority are replaced once their successors are ready.
+ */
+export class WorkerPool {
+  private readonly workers = new Set<SandboxWorker>();
+  private idle: SandboxWorker[] = [];
+  private readonly queue: Job[] = [];
+  private wasmModule: WasmModule | undefined;
+  private compileError: Error | undefined;
+  private readonly readyWaiters: Array<() => void> = [];
+  private startupFailures = 0;
+  private closed = false;
+
+  constructor(private readonly opts: WorkerPoolOptions) {
+    compileQuickJS().then((mod) => {
+      this.wasmModule = mod;
+      this.ensureCapacity();
+    }, (err: Error) => {
+      this.compileError = err;
+      this.opts.logger?.error({ err }, 'could not compile QuickJS');
+      this.failQueue(`the sandbox could not load QuickJS: ${err.message}`);
+      for (const wake of this.readyWaiters.splice(0)) wake();
+    });
+  }
+
+  /** Resolves once a worker is ready to take a run (or the sandbox cannot start at all). */
+  whenReady(): Promise<void> {
+    if (this.compileError || [...this.workers].some((w) => w.ready)) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  submit(job: Job): void {
+    if (this.closed) return job.finish(failure('cancelled', 'the sandbox is closed'));
+    if (this.compileError) return job.finish(failure('runtime', `the sandbox could not load QuickJS: ${this.compileError.message}`));
+    if (this.queue.length >= this.opts.maxQueue) return job.finish(failure('runtime', `the sandbox is busy (${this.opts.maxQueue} runs waiting); try again later`));
+    this.queue.push(job);
+    this.ensureCapacity();
+    this.dispatch();
+  }
+
+  /** Removes a job that has not started yet; returns false if it already runs (or ran). */
+  withdraw(job: Job): boolean {
+    const i = this.queue.indexOf(job);
+    if (i < 0) return false;
+    this.queue.splice(i, 1);
+    return true;
+  }
+
+  /** Interrupts a running job wherever it runs. */
+  cancel(runId: number): void {
+    for (const w of this.workers) w.cancel(runId);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.failQueue('the sandbox was closed', 'cancelled');
+    await Promise.all([...this.workers].map((w) => w.terminate()));
+  }
+
+  private spawn(): void {
+    if (this.closed || !this.wasmModule) return;
+    const worker = new SandboxWorker({ wasmModule: this.wasmModule, poolSize: this.opts.poolSize, memoryMb: this.opts.memoryMb }, {
+      onReady: (w) => {
+        this.startupFailures = 0;
+        for (const wake of this.readyWaiters.splice(0)) wake();
+        this.becameIdle(w);
+      },
+      onIdle: (w) => this.becameIdle(w),
+      onExit: (w) => this.exited(w),
+    }, this.opts.logger);
+    this.workers.add(worker);
+  }
+
+  /**
+   * Keeps `opts.workers` full-priority workers alive or starting. Low-priority ones (their guest
+   * spun) stay as a last resort until their replacements are ready, so capacity never dips.
+   */
+  private ensureCapacity(): void {
+    let healthy = 0;
+    for (const w of this.workers) if (!w.lowPriority) healthy++;
+    for (; healthy < this.opts.workers; healthy++) this.spawn();
+    let readyHealthy = 0;
+    for (const w of this.workers) if (w.ready && !w.lowPriority) readyHealthy++;
+    if (readyHealthy < this.opts.workers) return;
+    for (const w of [...this.idle]) {
+      if (!w.lowPriority) continue;
+      this.idle.splice(this.idle.indexOf(w), 1);
+      w.dead = true;
+      void w.terminate();
+    }
+  }
+
+  private becameIdle(w: SandboxWorker): void {
+    if (w.dead || this.idle.includes(w)) return;
+    this.idle.push(w);
+    if (this.wasmModule) this.ensureCapacity();
+    this.dispatch();
+  }
+
+  private exited(w: SandboxWorker): void {
+    this.workers.delete(w);
+    const i = this.idle.indexOf(w);
+    if (i >= 0) this.idle.splice(i, 1);
+    if (this.closed) return;
+    const startupError = w.startupError;
+    if (startupError && ++this.startupFailures >= MAX_STARTUP_FAILURES) {
+      this.failQueue(`sandbox workers fail to start: ${startupError.message}`);
+      for (const wake of this.readyWaiters.splice(0)) wake();
+      this.startupFailures = 0;
+      return; // the next submit tries again
+    }
+    this.ensureCapacity();
+  }
+
+  /** Full-priority idle workers first, longest idle first; low-priority ones only if nothing else is free. */
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      this.idle = this.idle.filter((w) => !w.dead && !w.busy);
+      const i = this.idle.findIndex((w) => !w.lowPriority);
+      const worker = this.idle.splice(i >= 0 ? i : 0, 1)[0];
+      if (!worker) return;
+      worker.run(this.queue.shift()!);
+    }
+  }
+
+  private failQueue(message: string, kind: 'runtime' | 'cancelled' = 'runtime'): void {
+    for (const job of this.queue.splice(0)) {
+      job.session.close();
+      job.finish(failure(kind, message));
+    }
+  }
+}
