@@ -19,6 +19,7 @@ import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { createQueue, createRedis, displayRedis, INBOUND, OUTBOUND, type RedisTarget } from './queues.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
+import { startRoutines } from './routines/index.js';
 
 export const ROLES = ['all', 'gateway', 'worker', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
@@ -93,6 +94,12 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       { name: 'database', check: async () => { await pingDb(db); return { ok: true, detail: dbTarget.kind }; } },
     ];
 
+    const routines = await startRoutines({
+      scheduler: role === 'all' || role === 'scheduler', loaded, redisTarget, redis, db, conversations: store, outbound,
+      ...(opts.tools ? { tools: opts.tools } : {}), metrics, logger,
+    });
+    closers.push(() => routines.close());
+
     const workers: Worker[] = [];
     const adapters = new Map<string, ChannelAdapter>();
     let web: Parameters<typeof createServer>[0]['web'];
@@ -102,7 +109,9 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     if (role === 'all' || role === 'gateway') {
       apiToken = loadApiToken(home, true);
       for (const name of ['web', 'cli'] as const) adapters.set(name, new WebChannel(name, redis));
-      const fanout = new WebFanout(createRedis(redisTarget));
+      const sub = createRedis(redisTarget);
+      sub.on('error', (err) => logger.warn({ err: err.message }, 'redis subscriber connection error'));
+      const fanout = new WebFanout(sub);
       await fanout.start();
       closers.push(() => fanout.stop());
       sessions = new Sessions(redis);
@@ -122,14 +131,12 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       workers.push(startAgentWorker({
         redisTarget, redis, inbound, outbound, store, model, llm: config.llm, tools: opts.tools ?? toolset.tools,
         promptExtras: opts.tools ? [] : toolset.promptExtras, metrics, logger, concurrency: config.worker.concurrency, lockMs: config.worker.lock_ms,
+        commands: routines.chatCommand,
       }));
     }
 
-    if (role === 'scheduler') {
-      // Heartbeats and cron routines run here once they exist (routines issue); until then this
-      // role only serves health and metrics, so a deployment can already run it.
-      logger.info('scheduler role: no routines are defined yet');
-    }
+    // Routine runs (roles scheduler and all) stop with the other workers: in-flight runs finish first.
+    workers.push(...routines.workers);
 
     // Workers first on shutdown: stop taking jobs, let in-flight turns finish (bounded), then the rest.
     closers.push(async () => {
@@ -158,6 +165,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
         stored: await store.counts(), uptimeSeconds: Math.round(process.uptime()),
       }),
     });
+    if (web) await routines.registerRoutes(server, { apiToken: apiToken! });
     // The HTTP server stops first (no new messages), everything else after it.
     const address = await server.listen({ host: config.server.host, port: config.server.port }).catch((err: NodeJS.ErrnoException) => {
       throw new UserError(`cannot listen on ${config.server.host}:${config.server.port}: ${err.code ?? err.message}`, err.code === 'EADDRINUSE' ? 'another program (or another hub) uses that port: stop it or set BULWARK_PORT' : 'check server.host / BULWARK_HOST');

@@ -34,6 +34,9 @@ export function createModel(llm: LlmConfig): LanguageModel | undefined {
         baseURL: baseURL!,
         ...(llm.api_key ? { apiKey: llm.api_key } : {}),
         includeUsage: true,
+        // Structured output (the heartbeat's verdict) is sent as a JSON schema; Ollama, vLLM and
+        // llama.cpp server accept it, and the reply is validated against the schema either way.
+        supportsStructuredOutputs: true,
       }).chatModel(llm.model);
   }
 }

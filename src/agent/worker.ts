@@ -35,6 +35,8 @@ export interface AgentWorkerDeps {
   lockMs: number;
   /** Appended to the system prompt: how to use the tools this agent has (e.g. the sandbox's host API). */
   promptExtras?: string[];
+  /** Chat commands answered without the model (`/routines`): a reply, or undefined for ordinary text. */
+  commands?: (text: string) => Promise<string | undefined>;
 }
 
 function toModelMessages(history: StoredMessage[]): ModelMessage[] {
@@ -61,6 +63,8 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
   const system = [llm.system_prompt ?? DEFAULT_SYSTEM_PROMPT, ...(deps.promptExtras ?? [])].join('\n\n');
 
   async function answer(conversationId: string, user: StoredMessage, signal: AbortSignal): Promise<{ text: string; tokensIn?: number; tokensOut?: number }> {
+    const command = await deps.commands?.(user.text);
+    if (command !== undefined) return { text: command };
     if (!deps.model) return { text: NO_MODEL_REPLY };
     const history = await store.history(conversationId, llm.history_messages, user.seq);
     try {

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerChat } from './chat.js';
 import { registerDoctor } from './doctor.js';
+import { registerRoutine } from './routine.js';
 import { registerSandboxCommand } from './sandbox.js';
 import { registerStart } from './start.js';
 import { registerLogin, registerStatus } from './status.js';
@@ -21,5 +22,6 @@ registerStatus(program);
 registerDoctor(program);
 registerLogin(program);
 registerSandboxCommand(program);
+registerRoutine(program);
 
 program.parseAsync(process.argv).catch(fail);

@@ -84,3 +84,28 @@ describe('loadConfig number errors', () => {
     assert.match(problems(() => loadConfig({ BULWARK_WORKER_CONCURRENCY: '0' }, dir))[0]!, /worker\.concurrency .*must be at least 1/);
   }));
 });
+
+describe('loadConfig routines and heartbeat', () => {
+  it('has no owner time zone by default and the heartbeat off', () => withDir((dir) => {
+    const { config } = loadConfig({}, dir);
+    assert.equal(config.routines.timezone, undefined);
+    assert.equal(config.heartbeat.enabled, false);
+    assert.equal(config.heartbeat.every_minutes, 30);
+    assert.equal(config.heartbeat.active_hours, '08:00-22:00');
+  }));
+
+  it('checks time zones and active hours', () => withDir((dir) => {
+    assert.equal(loadConfig({ BULWARK_TIMEZONE: 'America/New_York' }, dir).config.routines.timezone, 'America/New_York');
+    assert.equal(loadConfig({ BULWARK_TIMEZONE: 'europe/berlin' }, dir).config.routines.timezone, 'Europe/Berlin', 'canonical spelling');
+    assert.match(problems(() => loadConfig({ BULWARK_TIMEZONE: 'CEST' }, dir))[0]!, /routines\.timezone \(environment variable BULWARK_TIMEZONE\): must be an IANA time zone/);
+    assert.match(problems(() => loadConfig({ BULWARK_HEARTBEAT_ACTIVE_HOURS: '8-22' }, dir))[0]!, /heartbeat\.active_hours .*HH:MM-HH:MM/);
+  }));
+
+  it('an enabled heartbeat needs somewhere to speak and a clock for its active hours', () => withDir((dir) => {
+    const all = problems(() => loadConfig({ BULWARK_HEARTBEAT_ENABLED: 'true' }, dir)).join('\n');
+    assert.match(all, /heartbeat\.to .*required when heartbeat\.enabled is true/);
+    assert.match(all, /routines\.timezone .*BULWARK_TIMEZONE/);
+    const ok = loadConfig({ BULWARK_HEARTBEAT_ENABLED: '1', BULWARK_HEARTBEAT_TO: 'web:c_abc', BULWARK_HEARTBEAT_ACTIVE_HOURS: 'always' }, dir);
+    assert.equal(ok.config.heartbeat.enabled, true);
+  }));
+});

@@ -22,6 +22,15 @@ export const ENV_KEYS = {
   BULWARK_WORKER_LOCK_MS: 'worker.lock_ms',
   BULWARK_WORKER_SHUTDOWN_MS: 'worker.shutdown_ms',
   BULWARK_LOG_LEVEL: 'log.level',
+  BULWARK_TIMEZONE: 'routines.timezone',
+  BULWARK_ROUTINES_CONCURRENCY: 'routines.concurrency',
+  BULWARK_WEBHOOK_MAX_BYTES: 'routines.webhook_max_bytes',
+  BULWARK_HEARTBEAT_ENABLED: 'heartbeat.enabled',
+  BULWARK_HEARTBEAT_EVERY_MINUTES: 'heartbeat.every_minutes',
+  BULWARK_HEARTBEAT_TO: 'heartbeat.to',
+  BULWARK_HEARTBEAT_ACTIVE_HOURS: 'heartbeat.active_hours',
+  BULWARK_HEARTBEAT_DAILY_TOKEN_CAP: 'heartbeat.daily_token_cap',
+  BULWARK_HEARTBEAT_CHECKLIST: 'heartbeat.checklist',
   BULWARK_AGENT_MANIFEST: 'agent.manifest',
   BULWARK_AGENT_RUN_CODE: 'agent.run_code',
   BULWARK_CONFIG: '(path of the config file)',
@@ -56,6 +65,46 @@ export const llmSchema = z.strictObject({
   stream: z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]).default(false),
 });
 
+const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
+
+/** An IANA time zone name that this Node's Intl knows, e.g. Europe/Berlin or America/New_York. */
+export const timeZoneSchema = z.string().refine((tz) => {
+  if (/^[+-]\d/.test(tz)) return false;
+  try { new Intl.DateTimeFormat('en-US', { timeZone: tz }); return true; } catch { return false; }
+}, 'must be an IANA time zone name such as Europe/Berlin, America/New_York or UTC')
+  // Stored and shown in its canonical spelling (europe/berlin → Europe/Berlin, US/Eastern → America/New_York).
+  .transform((tz) => new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone);
+
+/** "HH:MM-HH:MM" in the owner's time zone (may wrap midnight), or "always". */
+export const activeHoursSchema = z.string().regex(/^(always|([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d)$/, 'must be "HH:MM-HH:MM" (24-hour clock, e.g. 08:00-22:00; may wrap midnight) or "always"');
+
+export const routinesSchema = z.strictObject({
+  /** The owner's time zone: cron routines without --tz use it. No default: never a silent UTC. */
+  timezone: timeZoneSchema.optional(),
+  /** Defaults for new routines' budgets (each routine can set its own). */
+  max_tokens_per_run: positiveInt(2_000_000).default(16_000),
+  max_tokens_per_day: positiveInt(100_000_000).default(100_000),
+  /** Routine runs at once per scheduler process (one routine never overlaps itself). */
+  concurrency: positiveInt(64).default(4),
+  /** How often a scheduler re-reads the routines table into Redis (changes made while no hub ran). */
+  sync_seconds: positiveInt(3600).default(30),
+  /** Largest webhook body accepted (it reaches the model, so it costs tokens). */
+  webhook_max_bytes: positiveInt(1024 * 1024).default(16 * 1024),
+});
+
+export const heartbeatSchema = z.strictObject({
+  enabled: flag.default(false),
+  every_minutes: positiveInt(1440).default(30),
+  /** The checklist the agent reviews; default $BULWARK_HOME/HEARTBEAT.md. */
+  checklist: z.string().min(1).optional(),
+  active_hours: activeHoursSchema.default('08:00-22:00'),
+  /** Tokens all of the owner's heartbeat runs may use per day (in the owner's time zone). */
+  daily_token_cap: positiveInt(100_000_000).default(50_000),
+  max_tokens_per_run: positiveInt(2_000_000).default(8_000),
+  /** Where notifications go: CHANNEL:CHAT or CHANNEL:ACCOUNT:CHAT, e.g. web:c_AbC123… */
+  to: z.string().regex(/^[a-z][a-z0-9-]{0,31}:[^\s]+$/, 'must be CHANNEL:CHAT or CHANNEL:ACCOUNT:CHAT, e.g. web:c_AbC123 (the web chat shows its conversation id)').optional(),
+});
+
 export const configSchema = z.strictObject({
   home: z.string().min(1).default('.bulwark'),
   server: serverSchema.default(serverSchema.parse({})),
@@ -83,7 +132,18 @@ export const configSchema = z.strictObject({
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).default({ level: 'info' }),
+  routines: routinesSchema.default(routinesSchema.parse({})),
+  heartbeat: heartbeatSchema.default(heartbeatSchema.parse({})),
+}).superRefine((c, ctx) => {
+  // The heartbeat needs somewhere to speak, and its active hours need a clock to be read on.
+  if (!c.heartbeat.enabled) return;
+  if (!c.heartbeat.to) ctx.addIssue({ code: 'custom', path: ['heartbeat', 'to'], message: 'is required when heartbeat.enabled is true: set BULWARK_HEARTBEAT_TO=web:<conversation id> (or CHANNEL:ACCOUNT:CHAT)' });
+  if (c.heartbeat.active_hours !== 'always' && !c.routines.timezone) {
+    ctx.addIssue({ code: 'custom', path: ['routines', 'timezone'], message: 'is required for the heartbeat\'s active hours: set BULWARK_TIMEZONE to your IANA time zone (e.g. Europe/Berlin), or heartbeat.active_hours = "always"' });
+  }
 });
 
 export type Config = z.infer<typeof configSchema>;
 export type LlmConfig = Config['llm'];
+export type RoutinesConfig = Config['routines'];
+export type HeartbeatConfig = Config['heartbeat'];

@@ -1,0 +1,20 @@
+import type { Queue } from 'bullmq';
+import { conversationIdFor, type OutboundMessage } from '../channels/contract.js';
+import type { ConversationStore } from '../conversations/store.js';
+import { OUTBOUND_JOB_OPTIONS } from '../queues.js';
+import type { Routine } from './spec.js';
+import type { Spent } from './turn.js';
+
+/**
+ * Posts what a run has to say: stored in the target conversation, then queued on "outbound" like any
+ * reply, so routines never touch a channel SDK. The message id (and outbound job id) derive from the
+ * run id: a run repeated after a crash finds its stored message and BullMQ drops the second send.
+ */
+export async function deliver(deps: { store: ConversationStore; outbound: Queue }, r: Routine, runId: string, text: string, spent: Spent): Promise<string> {
+  const conversationId = await deps.store.ensureConversation({ id: conversationIdFor(r.target), ...r.target });
+  const messageId = `routine/${runId}`;
+  const stored = await deps.store.appendMessage({ id: messageId, conversationId, role: 'assistant', text, tokensIn: spent.tokensIn, tokensOut: spent.tokensOut });
+  const out: OutboundMessage = { ...r.target, conversationId, messageId, text: stored.text, seq: stored.seq };
+  await deps.outbound.add('send', out, { ...OUTBOUND_JOB_OPTIONS, jobId: messageId });
+  return messageId;
+}

@@ -1,0 +1,105 @@
+import type { Queue, Worker } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { createAgentToolset } from '../agent/codeact.js';
+import { createModel } from '../agent/llm.js';
+import type { ToolRegistry } from '../agent/tools.js';
+import type { LoadedConfig } from '../config/load.js';
+import type { ConversationStore } from '../conversations/store.js';
+import type { Db } from '../db/client.js';
+import { UserError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import { createQueue, type RedisTarget } from '../queues.js';
+import { registerRoutineApi } from './api.js';
+import { routineCommands, type ChatCommand } from './commands.js';
+import { syncHeartbeat } from './heartbeat.js';
+import { ROUTINES } from './queue.js';
+import { DEFAULT_OWNER } from './spec.js';
+import { RoutineStore } from './store.js';
+import { syncSchedules } from './sync.js';
+import { registerWebhookRoute } from './webhook.js';
+import { startRoutineWorker } from './worker.js';
+
+/*
+ * What the hub wires in, per role: every role gets the "routines" queue (the worker role answers
+ * `/routines run`, the gateway takes webhooks and CLI requests); the scheduler role (and `all`) also
+ * keeps the schedules in Redis in line with the database and runs the routines.
+ */
+
+export interface RoutinesDeps {
+  /** Run routines here (roles `scheduler` and `all`). */
+  scheduler: boolean;
+  loaded: LoadedConfig;
+  redisTarget: RedisTarget;
+  redis: Redis;
+  db: Db;
+  conversations: ConversationStore;
+  outbound: Queue;
+  /** Tools for routine turns; default: the agent's own toolset from its manifest (as chat turns get). */
+  tools?: ToolRegistry;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export interface Routines {
+  /** Closed with the hub's other workers (in-flight runs finish first). */
+  workers: Worker[];
+  /** `/routines` in chat, for the agent worker. */
+  chatCommand: ChatCommand;
+  /** The webhook route and the CLI's API (gateway roles only). */
+  registerRoutes(app: FastifyInstance, opts: { apiToken: string }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
+  const { config, home } = deps.loaded;
+  const { logger } = deps;
+  const owner = DEFAULT_OWNER;
+  const queue = createQueue(ROUTINES, deps.redisTarget);
+  const store = new RoutineStore(deps.db);
+  const workers: Worker[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const closers: Array<() => Promise<unknown>> = [];
+
+  if (deps.scheduler) {
+    try {
+      await syncHeartbeat(store, config, home, owner);
+    } catch (err) {
+      await queue.close();
+      throw new UserError(`the heartbeat cannot start: ${(err as Error).message}`, 'fix the [heartbeat] settings in bulwark.toml (or the BULWARK_HEARTBEAT_* variables)');
+    }
+    await syncSchedules(store, queue, logger);
+    const toolset = deps.tools ? { tools: deps.tools, promptExtras: [], close: async () => undefined } : await createAgentToolset(config, home, logger);
+    closers.push(() => toolset.close());
+    let syncing = false;
+    timer = setInterval(() => {
+      if (syncing) return;
+      syncing = true;
+      syncSchedules(store, queue, logger)
+        .catch((err: Error) => logger.warn({ err: err.message }, 'routine schedule sync failed; retrying later'))
+        .finally(() => { syncing = false; });
+    }, config.routines.sync_seconds * 1000);
+    timer.unref();
+    workers.push(startRoutineWorker({
+      redisTarget: deps.redisTarget, redis: deps.redis, queue, store, conversations: deps.conversations, outbound: deps.outbound,
+      model: createModel(config.llm), tools: toolset.tools, promptExtras: toolset.promptExtras, config, home, metrics: deps.metrics, logger,
+      concurrency: config.routines.concurrency, lockMs: config.worker.lock_ms,
+    }));
+    logger.info({ routines: (await store.list()).filter((r) => r.enabled).length }, 'scheduler: routines running');
+  }
+
+  return {
+    workers,
+    chatCommand: routineCommands({ store, queue, owner }),
+    registerRoutes: async (app, opts) => {
+      registerRoutineApi(app, { store, queue, apiToken: opts.apiToken, owner, logger });
+      await registerWebhookRoute(app, { store, queue, redis: deps.redis, maxBytes: config.routines.webhook_max_bytes, logger });
+    },
+    close: async () => {
+      if (timer) clearInterval(timer);
+      await queue.close();
+      for (const fn of closers) await fn();
+    },
+  };
+}
