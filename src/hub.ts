@@ -48,9 +48,16 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
   const { config, home } = loaded;
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const closers: Array<() => Promise<unknown>> = [];
+  // Each step is bounded: a client of a Redis that has gone away (BullMQ's Worker.close among them)
+  // can wait forever, and a stopping hub must still exit.
   const close = async () => {
+    const deadline = Date.now() + config.worker.shutdown_ms + 10_000;
     for (const fn of closers.reverse()) {
-      await fn().catch((err) => logger.warn({ err: (err as Error).message }, 'error while stopping'));
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), Math.max(500, deadline - Date.now())); });
+      const outcome = await Promise.race([fn().catch((err) => logger.warn({ err: (err as Error).message }, 'error while stopping')), limit]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') logger.warn('a shutdown step did not finish in time; going on without it');
     }
   };
 

@@ -126,6 +126,17 @@ describe('split roles, worker crashes and graceful shutdown', () => {
     assert.deepEqual(msgs.map((m) => m.text), ['queued 1', 'later: queued 1', 'queued 2', 'later: queued 2']);
   });
 
+  it('a hub whose Redis has gone away still stops on SIGTERM', { timeout: 60_000 }, async () => {
+    const lost = await startRedis();
+    const w = await spawnHub('worker', { ...env, REDIS_URL: lost.url, BULWARK_PORT: String(await freePort()), BULWARK_WORKER_SHUTDOWN_MS: '500' });
+    running.push(w);
+    await lost.stop();
+    await new Promise((r) => setTimeout(r, 300));
+    w.child.kill('SIGTERM');
+    const code = await w.exited;
+    assert.notEqual(code, null, 'the process exited by itself');
+  });
+
   it('the gateway stops cleanly on SIGTERM', async () => {
     gateway.child.kill('SIGTERM');
     assert.equal(await gateway.exited, 0);
