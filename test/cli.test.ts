@@ -1,27 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLlmStandIn, type StandIn } from './support/llm-standin.js';
 import { startRedis, type Service } from './support/services.js';
 import { startTestHub, standInEnv, type TestHub } from './support/hub.js';
-
-const ROOT = join(import.meta.dirname, '..');
-
-/** Runs the bulwark CLI from the sources; resolves with its exit code and output. */
-function bulwark(args: string[], env: Record<string, string>, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, env: { HOME: process.env.HOME ?? '', NODE_ENV: 'test', PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.stdin.end(input ?? '');
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { runCli } from './support/process.js';
 
 describe('bulwark CLI', () => {
   let redis: Service;
@@ -38,13 +23,13 @@ describe('bulwark CLI', () => {
   after(async () => { await t?.close(); await llm?.close(); await redis?.stop(); });
 
   it('chat -m sends one message and prints the reply', async () => {
-    const r = await bulwark(['chat', '-m', 'ping from the cli'], env);
+    const r = await runCli(['chat', '-m', 'ping from the cli'], env);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'echo: ping from the cli');
   });
 
   it('chat reads one message per line from piped stdin, in one conversation', async () => {
-    const r = await bulwark(['chat'], env, 'first\nsecond\n');
+    const r = await runCli(['chat'], env, 'first\nsecond\n');
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['echo: first', 'echo: second']);
     const last = llm.requests.at(-1)!;
@@ -52,25 +37,25 @@ describe('bulwark CLI', () => {
   });
 
   it('status reports a ready hub, and --json is machine-readable', async () => {
-    const r = await bulwark(['status'], env);
+    const r = await runCli(['status'], env);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /hub: ready/);
     assert.match(r.stdout, /model: openai-compatible:standin-model/);
-    const j = await bulwark(['status', '--json'], env);
+    const j = await runCli(['status', '--json'], env);
     const body = JSON.parse(j.stdout);
     assert.equal(body.role, 'all');
     assert.ok(body.checks.every((c: { ok: boolean }) => c.ok));
   });
 
   it('doctor checks everything, including the LLM, and exits 0 when all is well', async () => {
-    const r = await bulwark(['doctor'], env);
+    const r = await runCli(['doctor'], env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /ok {3}LLM: openai-compatible standin-model/);
     assert.match(r.stdout, /ok {3}hub: running and ready/);
   });
 
   it('doctor names what is broken and how to fix it', async () => {
-    const r = await bulwark(['doctor'], { ...env, REDIS_URL: 'redis://127.0.0.1:1', BULWARK_LLM_BASE_URL: 'http://127.0.0.1:1/v1' });
+    const r = await runCli(['doctor'], { ...env, REDIS_URL: 'redis://127.0.0.1:1', BULWARK_LLM_BASE_URL: 'http://127.0.0.1:1/v1' });
     assert.equal(r.code, 1);
     assert.match(r.stdout, /FAIL Redis at redis:\/\/127\.0\.0\.1:1\/? is not reachable/);
     assert.match(r.stdout, /FAIL LLM: http:\/\/127\.0\.0\.1:1\/v1 is not reachable/);
@@ -78,7 +63,7 @@ describe('bulwark CLI', () => {
   });
 
   it('status and chat say the hub is not running instead of crashing', async () => {
-    const r = await bulwark(['status'], { ...env, BULWARK_PORT: '1' });
+    const r = await runCli(['status'], { ...env, BULWARK_PORT: '1' });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /the hub is not reachable at http:\/\/127\.0\.0\.1:1/);
     assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/, 'no stack trace');
@@ -87,7 +72,7 @@ describe('bulwark CLI', () => {
   it('start refuses a bad configuration with the key and the fix, exit 2, no stack trace', async () => {
     const home = mkdtempSync(join(tmpdir(), 'bulwark-cli-'));
     try {
-      const r = await bulwark(['start'], { BULWARK_HOME: home, BULWARK_LLM_PROVIDER: 'openai-compatible', BULWARK_LLM_MODEL: 'x', BULWARK_PORTT: '1' });
+      const r = await runCli(['start'], { BULWARK_HOME: home, BULWARK_LLM_PROVIDER: 'openai-compatible', BULWARK_LLM_MODEL: 'x', BULWARK_PORTT: '1' });
       assert.equal(r.code, 2);
       assert.match(r.stderr, /BULWARK_PORTT: did you mean BULWARK_PORT\?/);
       assert.match(r.stderr, /llm\.base_url is required|BULWARK_LLM_BASE_URL/);
@@ -103,7 +88,7 @@ describe('bulwark CLI', () => {
       // PATH holds only a link to node, so redis-server cannot be found (the hub also looks in
       // /usr/sbin, /usr/local/bin and /opt/homebrew/bin, where the test machine has none).
       symlinkSync(process.execPath, join(home, 'node'));
-      const r = await bulwark(['start'], { BULWARK_HOME: home, PATH: home });
+      const r = await runCli(['start'], { BULWARK_HOME: home, PATH: home });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /redis-server was not found/);
       assert.match(r.stderr, /fix: install it \((sudo apt-get install -y redis-server|brew install redis)/);
@@ -115,7 +100,7 @@ describe('bulwark CLI', () => {
 
   it('--help works for every command', async () => {
     for (const cmd of ['start', 'chat', 'status', 'doctor', 'login']) {
-      const r = await bulwark([cmd, '--help'], {});
+      const r = await runCli([cmd, '--help'], {});
       assert.equal(r.code, 0, cmd);
       assert.match(r.stdout, new RegExp(`Usage: bulwark ${cmd}`));
     }

@@ -1,25 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { signWebhook } from '../src/routines/signature.js';
 import { startLlmStandIn, lastUserText, type StandIn } from './support/llm-standin.js';
 import { startRedis, type Service } from './support/services.js';
 import { startTestHub, standInEnv, type TestHub } from './support/hub.js';
-
-const ROOT = join(import.meta.dirname, '..');
-
-function bulwark(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, env: { HOME: process.env.HOME ?? '', NODE_ENV: 'test', PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { runCli } from './support/process.js';
 
 /*
  * The whole hub in one process (gateway, worker, scheduler): routines made with the CLI, a webhook
@@ -37,7 +23,7 @@ describe('routines: CLI, webhooks and chat commands (role all)', () => {
   const post = (id: string, body: string, headers: Record<string, string>) =>
     fetch(`${t.url}/hooks/routines/${id}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
   const signed = (body: string, key = secret, ts = Math.floor(Date.now() / 1000)) => ({ 'x-bulwark-timestamp': String(ts), 'x-bulwark-signature': signWebhook(key, ts, body) });
-  const runs = async () => JSON.parse((await bulwark(['routine', 'history', 'hook', '--json'], env)).stdout) as Array<{ id: string; trigger: string; outcome: string; messageId: string | null }>;
+  const runs = async () => JSON.parse((await runCli(['routine', 'history', 'hook', '--json'], env)).stdout) as Array<{ id: string; trigger: string; outcome: string; messageId: string | null }>;
 
   before(async () => {
     redis = await startRedis();
@@ -56,12 +42,12 @@ describe('routines: CLI, webhooks and chat commands (role all)', () => {
   after(async () => { await t?.close(); await llm?.close(); await redis?.stop(); });
 
   it('routine add --webhook shows the secret once; list --json never does', async () => {
-    const r = await bulwark(['routine', 'add', 'hook', '--to', `web:${conversationId}`, '--webhook', '--prompt', 'Tell me what the deploy hook says.'], env);
+    const r = await runCli(['routine', 'add', 'hook', '--to', `web:${conversationId}`, '--webhook', '--prompt', 'Tell me what the deploy hook says.'], env);
     assert.equal(r.code, 0, r.stderr);
     secret = /^(whsec_\S+)$/m.exec(r.stdout)![1]!;
     routineId = /\/hooks\/routines\/(r_\S+)/.exec(r.stdout)![1]!;
     assert.match(r.stdout, /the running hub applied the schedule/);
-    const list = await bulwark(['routine', 'list', '--json'], env);
+    const list = await runCli(['routine', 'list', '--json'], env);
     assert.equal(list.code, 0, list.stderr);
     assert.doesNotMatch(list.stdout, /whsec_/);
     const items = JSON.parse(list.stdout) as Array<{ name: string; kind: string; webhook: boolean }>;
@@ -69,7 +55,7 @@ describe('routines: CLI, webhooks and chat commands (role all)', () => {
   });
 
   it('a cron routine without a time zone is refused with the fix', async () => {
-    const r = await bulwark(['routine', 'add', 'daily', '--to', `web:${conversationId}`, '--cron', '0 9 * * *', '--prompt', 'x'], env);
+    const r = await runCli(['routine', 'add', 'daily', '--to', `web:${conversationId}`, '--cron', '0 9 * * *', '--prompt', 'x'], env);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /needs a time zone: pass --tz Europe\/Berlin .*never assumes UTC/);
   });
@@ -131,10 +117,10 @@ describe('routines: CLI, webhooks and chat commands (role all)', () => {
   });
 
   it('the heartbeat takes signed webhook events: queued for its next beat, not run at once', async () => {
-    const refused = await bulwark(['routine', 'edit', 'heartbeat', '--every', '1m'], env);
+    const refused = await runCli(['routine', 'edit', 'heartbeat', '--every', '1m'], env);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /configured in bulwark\.toml \[heartbeat\]/);
-    const rotated = await bulwark(['routine', 'edit', 'heartbeat', '--rotate-secret'], env);
+    const rotated = await runCli(['routine', 'edit', 'heartbeat', '--rotate-secret'], env);
     assert.equal(rotated.code, 0, rotated.stderr);
     const hbSecret = /^(whsec_\S+)$/m.exec(rotated.stdout)![1]!;
     assert.match(rotated.stdout, /\/hooks\/routines\/hb_owner/);
@@ -151,10 +137,10 @@ describe('routines: CLI, webhooks and chat commands (role all)', () => {
   });
 
   it('routine run waits for the outcome; rm removes the routine', async () => {
-    const r = await bulwark(['routine', 'run', 'hook'], env);
+    const r = await runCli(['routine', 'run', 'hook'], env);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^delivered \(\d+ tokens\)/);
-    const rm = await bulwark(['routine', 'rm', 'hook'], env);
+    const rm = await runCli(['routine', 'rm', 'hook'], env);
     assert.equal(rm.code, 0, rm.stderr);
     const body = '{}';
     assert.equal((await post(routineId, body, signed(body))).status, 401, 'its webhook is gone with it');

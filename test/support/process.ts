@@ -29,3 +29,22 @@ export async function spawnHub(role: string, env: Record<string, string>, timeou
   });
   return { child, pid: child.pid!, url, stdout: () => out, stderr: () => err, exited };
 }
+
+export interface CliResult { code: number | null; stdout: string; stderr: string }
+
+/** Runs one `bulwark` CLI command from the sources with a clean environment; optional stdin text. */
+export function runCli(args: string[], env: Record<string, string>, input?: string): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], {
+      cwd: ROOT,
+      env: { HOME: process.env.HOME ?? '', NODE_ENV: 'test', PATH: process.env.PATH ?? '', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => { stdout += d; });
+    child.stderr!.on('data', (d) => { stderr += d; });
+    child.stdin!.end(input ?? '');
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
