@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { createModel, describeModel } from './agent/llm.js';
-import type { ToolRegistry } from './agent/tools.js';
+import { ToolRegistry } from './agent/tools.js';
 import { createAgentToolset } from './agent/codeact.js';
 import { startAgentWorker } from './agent/worker.js';
 import type { ChannelAdapter } from './channels/contract.js';
@@ -101,9 +101,14 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       { name: 'database', check: async () => { await pingDb(db); return { ok: true, detail: dbTarget.kind }; } },
     ];
 
+    // One toolset per process, shared by chat turns and routine runs (one sandbox pool).
+    const toolset = role === 'gateway'
+      ? { tools: new ToolRegistry(), promptExtras: [], close: async () => undefined }
+      : opts.tools ? { tools: opts.tools, promptExtras: [], close: async () => undefined } : await createAgentToolset(config, home, logger);
+    closers.push(() => toolset.close());
     const routines = await startRoutines({
       scheduler: role === 'all' || role === 'scheduler', loaded, redisTarget, redis, db, conversations: store, outbound,
-      ...(opts.tools ? { tools: opts.tools } : {}), metrics, logger,
+      toolset, metrics, logger,
     });
     closers.push(() => routines.close());
 
@@ -133,11 +138,9 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     if (role === 'all' || role === 'worker') {
       const model = createModel(config.llm);
       if (!model) logger.warn('no LLM configured: chat messages get a reply explaining how to configure one');
-      const toolset = await createAgentToolset(config, home, logger);
-      closers.push(() => toolset.close());
       workers.push(startAgentWorker({
-        redisTarget, redis, inbound, outbound, store, model, llm: config.llm, tools: opts.tools ?? toolset.tools,
-        promptExtras: opts.tools ? [] : toolset.promptExtras, metrics, logger, concurrency: config.worker.concurrency, lockMs: config.worker.lock_ms,
+        redisTarget, redis, inbound, outbound, store, model, llm: config.llm, tools: toolset.tools,
+        promptExtras: toolset.promptExtras, metrics, logger, concurrency: config.worker.concurrency, lockMs: config.worker.lock_ms,
         commands: routines.chatCommand,
       }));
     }
@@ -157,7 +160,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     });
 
     const queueDepth = async () => {
-      for (const [name, q] of [[INBOUND, inbound], [OUTBOUND, outbound]] as const) {
+      for (const [name, q] of [[INBOUND, inbound], [OUTBOUND, outbound], ['routines', routines.queue]] as const) {
         const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed');
         for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ queue: name, state }, n);
       }

@@ -1,9 +1,8 @@
 import type { Queue, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { createAgentToolset } from '../agent/codeact.js';
+import type { AgentToolset } from '../agent/codeact.js';
 import { createModel } from '../agent/llm.js';
-import type { ToolRegistry } from '../agent/tools.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { ConversationStore } from '../conversations/store.js';
 import type { Db } from '../db/client.js';
@@ -36,8 +35,8 @@ export interface RoutinesDeps {
   db: Db;
   conversations: ConversationStore;
   outbound: Queue;
-  /** Tools for routine turns; default: the agent's own toolset from its manifest (as chat turns get). */
-  tools?: ToolRegistry;
+  /** Tools for routine turns: the agent's own toolset (one per process, shared with chat turns). */
+  toolset: Pick<AgentToolset, 'tools' | 'promptExtras'>;
   metrics: Metrics;
   logger: Logger;
 }
@@ -45,6 +44,8 @@ export interface RoutinesDeps {
 export interface Routines {
   /** Closed with the hub's other workers (in-flight runs finish first). */
   workers: Worker[];
+  /** The routines queue (for queue-depth metrics). */
+  queue: Queue;
   /** `/routines` in chat, for the agent worker. */
   chatCommand: ChatCommand;
   /** The webhook route and the CLI's API (gateway roles only). */
@@ -60,7 +61,6 @@ export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
   const store = new RoutineStore(deps.db);
   const workers: Worker[] = [];
   let timer: NodeJS.Timeout | undefined;
-  const closers: Array<() => Promise<unknown>> = [];
 
   if (deps.scheduler) {
     try {
@@ -70,8 +70,7 @@ export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
       throw new UserError(`the heartbeat cannot start: ${(err as Error).message}`, 'fix the [heartbeat] settings in bulwark.toml (or the BULWARK_HEARTBEAT_* variables)');
     }
     await syncSchedules(store, queue, logger);
-    const toolset = deps.tools ? { tools: deps.tools, promptExtras: [], close: async () => undefined } : await createAgentToolset(config, home, logger);
-    closers.push(() => toolset.close());
+    const { toolset } = deps;
     let syncing = false;
     timer = setInterval(() => {
       if (syncing) return;
@@ -91,6 +90,7 @@ export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
 
   return {
     workers,
+    queue,
     chatCommand: routineCommands({ store, queue, owner }),
     registerRoutes: async (app, opts) => {
       registerRoutineApi(app, { store, queue, apiToken: opts.apiToken, owner, logger });
@@ -99,7 +99,6 @@ export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
     close: async () => {
       if (timer) clearInterval(timer);
       await queue.close();
-      for (const fn of closers) await fn();
     },
   };
 }
