@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerChat } from './chat.js';
 import { registerDoctor } from './doctor.js';
+import { registerLeakscan } from './leakscan.js';
 import { registerRoutine } from './routine.js';
 import { registerSandboxCommand } from './sandbox.js';
 import { registerStart } from './start.js';
@@ -23,5 +24,6 @@ registerDoctor(program);
 registerLogin(program);
 registerSandboxCommand(program);
 registerRoutine(program);
+registerLeakscan(program);
 
 program.parseAsync(process.argv).catch(fail);
