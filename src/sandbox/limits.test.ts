@@ -3,17 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { z } from 'zod';
-import { Sandbox, type HostFunction, type RunResult } from './index.js';
+import { Sandbox, type HostFunction } from './index.js';
+import { kind, value } from './test-helpers.js';
 
-function value(r: RunResult): unknown {
-  assert.equal(r.ok, true, r.ok ? '' : `${r.error.kind}: ${r.error.message}`);
-  return r.ok ? r.value : undefined;
-}
-
-function kind(r: RunResult): string {
-  assert.equal(r.ok, false, `expected an error, got ${JSON.stringify(r).slice(0, 300)}`);
-  return r.ok ? '' : r.error.kind;
-}
 
 let pings = 0;
 const ping: HostFunction<[unknown?]> = {
