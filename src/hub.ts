@@ -20,6 +20,7 @@ import { Metrics } from './metrics.js';
 import { createQueue, createRedis, displayRedis, INBOUND, OUTBOUND, type RedisTarget } from './queues.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { startRoutines } from './routines/index.js';
+import { createReplyGuard } from './vault/guard.js';
 
 export const ROLES = ['all', 'gateway', 'worker', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
@@ -142,6 +143,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
         redisTarget, redis, inbound, outbound, store, model, llm: config.llm, tools: toolset.tools,
         promptExtras: toolset.promptExtras, metrics, logger, concurrency: config.worker.concurrency, lockMs: config.worker.lock_ms,
         commands: routines.chatCommand,
+        guard: createReplyGuard(config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : []),
       }));
     }
 

@@ -14,6 +14,7 @@ export class Metrics {
   readonly deliveryLatency = new Histogram({ name: 'bulwark_delivery_latency_seconds', help: 'End to end: from inbound accept to reply delivered, by channel', labelNames: ['channel'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [this.registry] });
   readonly llmDuration = new Histogram({ name: 'bulwark_llm_request_duration_seconds', help: 'One LLM call (one step of a turn)', labelNames: ['provider', 'outcome'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers: [this.registry] });
   readonly llmTokens = new Counter({ name: 'bulwark_llm_tokens_total', help: 'LLM tokens, by kind (input, output)', labelNames: ['provider', 'kind'], registers: [this.registry] });
+  readonly leaks = new Counter({ name: 'bulwark_leaks_total', help: 'Credentials found and removed from outbound text, by place', labelNames: ['place'], registers: [this.registry] });
   readonly queueDepth = new Gauge({ name: 'bulwark_queue_depth', help: 'Jobs per queue and state', labelNames: ['queue', 'state'], registers: [this.registry] });
 
   constructor(opts: { defaults?: boolean } = {}) {

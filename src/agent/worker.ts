@@ -35,6 +35,8 @@ export interface AgentWorkerDeps {
   lockMs: number;
   /** Appended to the system prompt: how to use the tools this agent has (e.g. the sandbox's host API). */
   promptExtras?: string[];
+  /** Checks every reply before it is stored or sent (the vault's leak detector, injected by the hub). */
+  guard?: (text: string) => { text: string; findings: Array<{ secret?: string; pattern?: string; encoding?: string }> };
   /** Chat commands answered without the model (`/routines`): a reply, or undefined for ordinary text. */
   commands?: (text: string) => Promise<string | undefined>;
 }
@@ -126,7 +128,12 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
       if (!reply) {
         // BullMQ aborts the signal when the worker is shut down hard (cancelAllJobs): the LLM call stops.
         const a = await answer(conversationId, user, signal ?? new AbortController().signal);
-        reply = await store.appendMessage({ id: replyId, conversationId, role: 'assistant', text: a.text, replyTo: msg.messageId, tokensIn: a.tokensIn, tokensOut: a.tokensOut });
+        const guarded = deps.guard ? deps.guard(a.text) : { text: a.text, findings: [] };
+        if (guarded.findings.length > 0) {
+          metrics.leaks.inc({ place: 'reply' }, guarded.findings.length);
+          logger.warn({ conversationId, jobId, findings: guarded.findings }, 'redacted a credential from a reply');
+        }
+        reply = await store.appendMessage({ id: replyId, conversationId, role: 'assistant', text: guarded.text, replyTo: msg.messageId, tokensIn: a.tokensIn, tokensOut: a.tokensOut });
       }
       // The turn's history is written: free the conversation before sending, so the user's next
       // message (which may arrive the moment the reply does) does not find it busy. A crash after
