@@ -107,9 +107,11 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       ? { tools: new ToolRegistry(), promptExtras: [], close: async () => undefined }
       : opts.tools ? { tools: opts.tools, promptExtras: [], close: async () => undefined } : await createAgentToolset(config, home, logger);
     closers.push(() => toolset.close());
+    // Every text the agent posts passes the leak detector (today's secret: the LLM key).
+    const guard = createReplyGuard(config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : []);
     const routines = await startRoutines({
       scheduler: role === 'all' || role === 'scheduler', loaded, redisTarget, redis, db, conversations: store, outbound,
-      toolset, metrics, logger,
+      toolset, guard, metrics, logger,
     });
     closers.push(() => routines.close());
 
@@ -143,7 +145,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
         redisTarget, redis, inbound, outbound, store, model, llm: config.llm, tools: toolset.tools,
         promptExtras: toolset.promptExtras, metrics, logger, concurrency: config.worker.concurrency, lockMs: config.worker.lock_ms,
         commands: routines.chatCommand,
-        guard: createReplyGuard(config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : []),
+        guard,
       }));
     }
 

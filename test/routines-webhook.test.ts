@@ -136,6 +136,22 @@ describe('routines: CLI, webhooks and chat commands (role all)', () => {
     }
   });
 
+  it('what a routine posts passes the leak detector: a tricked model cannot post the provider key', async () => {
+    const key = 'sk-test-standin-key';
+    const leak = Buffer.from(`token: ${key}`).toString('base64');
+    llm.setHandler(() => ({ text: `Routine report. ${leak} ${key}` }));
+    try {
+      const r = await runCli(['routine', 'run', 'hook'], env);
+      assert.equal(r.code, 0, r.stderr);
+      const posted = (await t.api.messages(conversationId)).filter((m) => m.text.startsWith('Routine report.'));
+      assert.equal(posted.length, 1);
+      assert.ok(!posted[0]!.text.includes(key) && !posted[0]!.text.includes(leak), 'redacted before it was stored and sent');
+      assert.match(await (await fetch(`${t.url}/metrics`)).text(), /bulwark_leaks_total\{place="routine"\} [1-9]/);
+    } finally {
+      llm.setHandler((req) => ({ text: /untrusted_data/.test(lastUserText(req)) ? 'Deploy 42 finished.' : `echo: ${lastUserText(req)}` }));
+    }
+  });
+
   it('routine run waits for the outcome; rm removes the routine', async () => {
     const r = await runCli(['routine', 'run', 'hook'], env);
     assert.equal(r.code, 0, r.stderr);

@@ -10,7 +10,18 @@ import type { Spent } from './turn.js';
  * reply, so routines never touch a channel SDK. The message id (and outbound job id) derive from the
  * run id: a run repeated after a crash finds its stored message and BullMQ drops the second send.
  */
-export async function deliver(deps: { store: ConversationStore; outbound: Queue }, r: Routine, runId: string, text: string, spent: Spent): Promise<string> {
+export interface DeliverDeps {
+  store: ConversationStore;
+  outbound: Queue;
+  /** The leak guard every outbound text passes (injected by the hub; the same one chat replies use). */
+  guard?: ((text: string) => { text: string; findings: unknown[] }) | undefined;
+  onLeak?: ((findings: unknown[]) => void) | undefined;
+}
+
+export async function deliver(deps: DeliverDeps, r: Routine, runId: string, raw: string, spent: Spent): Promise<string> {
+  const guarded = deps.guard ? deps.guard(raw) : { text: raw, findings: [] };
+  if (guarded.findings.length > 0) deps.onLeak?.(guarded.findings);
+  const text = guarded.text;
   const conversationId = await deps.store.ensureConversation({ id: conversationIdFor(r.target), ...r.target });
   const messageId = `routine/${runId}`;
   const stored = await deps.store.appendMessage({ id: messageId, conversationId, role: 'assistant', text, tokensIn: spent.tokensIn, tokensOut: spent.tokensOut });

@@ -37,6 +37,8 @@ export interface RoutinesDeps {
   outbound: Queue;
   /** Tools for routine turns: the agent's own toolset (one per process, shared with chat turns). */
   toolset: Pick<AgentToolset, 'tools' | 'promptExtras'>;
+  /** The leak guard for what routines post (the same one chat replies pass). */
+  guard?: ((text: string) => { text: string; findings: unknown[] }) | undefined;
   metrics: Metrics;
   logger: Logger;
 }
@@ -83,7 +85,7 @@ export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
     workers.push(startRoutineWorker({
       redisTarget: deps.redisTarget, redis: deps.redis, queue, store, conversations: deps.conversations, outbound: deps.outbound,
       model: createModel(config.llm), tools: toolset.tools, promptExtras: toolset.promptExtras, config, home, metrics: deps.metrics, logger,
-      concurrency: config.routines.concurrency, lockMs: config.worker.lock_ms,
+      concurrency: config.routines.concurrency, lockMs: config.worker.lock_ms, guard: deps.guard,
     }));
     logger.info({ routines: (await store.list()).filter((r) => r.enabled).length }, 'scheduler: routines running');
   }

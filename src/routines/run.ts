@@ -37,9 +37,21 @@ export interface RunDeps {
   home: string;
   metrics: Metrics;
   logger: Logger;
+  /** Checks what a run posts before it is stored or sent (the vault's leak detector). */
+  guard?: ((text: string) => { text: string; findings: unknown[] }) | undefined;
 }
 
 export interface RunContext { runId: string; tick: Tick; scheduledAt: number | undefined; signal: AbortSignal }
+
+function deliverDeps(deps: RunDeps) {
+  return {
+    store: deps.conversations, outbound: deps.outbound, guard: deps.guard,
+    onLeak: (findings: unknown[]) => {
+      deps.metrics.leaks.inc({ place: 'routine' }, findings.length);
+      deps.logger.warn({ findings }, 'redacted a credential from a routine message');
+    },
+  };
+}
 
 const NO_MODEL = 'no language model is configured: set BULWARK_LLM_PROVIDER and BULWARK_LLM_MODEL (see `bulwark doctor`)';
 
@@ -72,7 +84,7 @@ export async function executeRun(deps: RunDeps, r: Routine, ctx: RunContext): Pr
   if (!budget.ok) return { outcome: 'skipped_budget', detail: budget.reason };
   try {
     const answer = await routineTurn(turnDeps, prompt, { maxTokens: budget.maxTokens, conversationId: conversationIdFor(r.target), signal: ctx.signal });
-    const messageId = await deliver({ store: deps.conversations, outbound: deps.outbound }, r, ctx.runId, answer.text, answer);
+    const messageId = await deliver(deliverDeps(deps), r, ctx.runId, answer.text, answer);
     return { outcome: 'delivered', messageId, tokensIn: answer.tokensIn, tokensOut: answer.tokensOut };
   } catch (err) {
     if (ctx.signal.aborted) throw err;
@@ -104,7 +116,7 @@ async function heartbeatRun(deps: RunDeps, r: Routine, ctx: RunContext, c: { now
     if (!verdict.notify || !message) {
       return { outcome: 'silent', ...spent, ...seen, ...(verdict.notify ? { detail: 'the verdict said notify but had no message' } : {}) };
     }
-    const messageId = await deliver({ store: deps.conversations, outbound: deps.outbound }, r, ctx.runId, message, spent);
+    const messageId = await deliver(deliverDeps(deps), r, ctx.runId, message, spent);
     return { outcome: 'delivered', messageId, ...spent, ...seen };
   } catch (err) {
     if (ctx.signal.aborted) throw err;
