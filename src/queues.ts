@@ -1,4 +1,4 @@
-import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { Queue, type ConnectionOptions, type JobsOptions, type WorkerOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 
 /** The two queues of the design: channels → agent ("inbound"), agent → channels ("outbound"). */
@@ -59,6 +59,21 @@ export const OUTBOUND_JOB_OPTIONS: JobsOptions = {
 /** Connection settings in the form BullMQ takes (its option type is looser than ioredis' own). */
 export function bullConnection(target: RedisTarget): ConnectionOptions {
   return redisOptions(target) as ConnectionOptions;
+}
+
+/**
+ * Options for a worker whose jobs hold a lock while they run (agent turns, routine runs): a worker
+ * that dies loses its claim after `lockMs`, and the stalled check (every half lock) hands the job on.
+ */
+export function lockedWorkerOptions(target: RedisTarget, o: { concurrency: number; lockMs: number; maxStalledCount: number }): WorkerOptions {
+  return {
+    connection: bullConnection(target),
+    prefix: PREFIX,
+    concurrency: o.concurrency,
+    lockDuration: o.lockMs,
+    stalledInterval: Math.max(1000, Math.floor(o.lockMs / 2)),
+    maxStalledCount: o.maxStalledCount,
+  };
 }
 
 export function createQueue(name: string, target: RedisTarget): Queue {

@@ -7,7 +7,7 @@ import type { LlmConfig } from '../config/schema.js';
 import type { ConversationStore, StoredMessage } from '../conversations/store.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { INBOUND, OUTBOUND_JOB_OPTIONS, PREFIX, bullConnection, type RedisTarget } from '../queues.js';
+import { INBOUND, OUTBOUND_JOB_OPTIONS, lockedWorkerOptions, type RedisTarget } from '../queues.js';
 import { ConversationGate } from './gate.js';
 import { NO_MODEL_REPLY } from './llm.js';
 import { LlmUnavailableError, runTurn } from './loop.js';
@@ -156,14 +156,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
     }
   }
 
-  const worker = new Worker(INBOUND, process, {
-    connection: bullConnection(deps.redisTarget),
-    prefix: PREFIX,
-    concurrency: deps.concurrency,
-    lockDuration: deps.lockMs,
-    stalledInterval: Math.max(1000, Math.floor(deps.lockMs / 2)),
-    maxStalledCount: 3,
-  });
+  const worker = new Worker(INBOUND, process, lockedWorkerOptions(deps.redisTarget, { concurrency: deps.concurrency, lockMs: deps.lockMs, maxStalledCount: 3 }));
   worker.on('error', (err) => logger.error({ err: err.message }, 'inbound worker error'));
   return worker;
 }

@@ -39,6 +39,8 @@ export const ENV_KEYS = {
 const wholeNumber = (min: number, max: number) =>
   z.coerce.number({ error: `must be a whole number from ${min} to ${max}` }).int(`must be a whole number from ${min} to ${max}`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
 const port = wholeNumber(0, 65535);
+/** A boolean from TOML, or from an environment variable written as true/false/1/0. */
+const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
 const positiveInt = (max: number) => wholeNumber(1, max);
 
 export const serverSchema = z.strictObject({
@@ -62,10 +64,9 @@ export const llmSchema = z.strictObject({
   system_prompt: z.string().max(20_000).optional(),
   /** Stream tokens from the provider. Off by default: replies are delivered whole, and the
    * non-streaming path costs the hub less CPU per turn. */
-  stream: z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]).default(false),
+  stream: flag.default(false),
 });
 
-const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
 
 /** An IANA time zone name that this Node's Intl knows, e.g. Europe/Berlin or America/New_York. */
 export const timeZoneSchema = z.string().refine((tz) => {
@@ -127,7 +128,7 @@ export const configSchema = z.strictObject({
     /** The agent's capability manifest (TOML: [capabilities], [limits]); missing file = no network. */
     manifest: z.string().min(1).optional(),
     /** Offer the model the run_code tool (JavaScript in the QuickJS/WASM sandbox). */
-    run_code: z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]).default(true),
+    run_code: flag.default(true),
   }).default({ run_code: true }),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { Counter } from 'prom-client';
 import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
-import { bullConnection, PREFIX, type RedisTarget } from '../queues.js';
+import { lockedWorkerOptions, type RedisTarget } from '../queues.js';
 import { RoutineLock } from './lock.js';
 import { ROUTINES, runIdOf, scheduledAtOf, tickSchema } from './queue.js';
 import { executeRun, type RunDeps } from './run.js';
@@ -65,14 +65,7 @@ export function startRoutineWorker(deps: RoutineWorkerDeps): Worker {
     }
   }
 
-  const worker = new Worker(ROUTINES, runJob, {
-    connection: bullConnection(deps.redisTarget),
-    prefix: PREFIX,
-    concurrency: deps.concurrency,
-    lockDuration: deps.lockMs,
-    stalledInterval: Math.max(1000, Math.floor(deps.lockMs / 2)),
-    maxStalledCount: 1,
-  });
+  const worker = new Worker(ROUTINES, runJob, lockedWorkerOptions(deps.redisTarget, { concurrency: deps.concurrency, lockMs: deps.lockMs, maxStalledCount: 1 }));
   worker.on('error', (err) => logger.error({ err: err.message }, 'routines worker error'));
   return worker;
 }

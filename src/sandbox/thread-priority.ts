@@ -21,14 +21,7 @@ function threadId(): number | undefined {
  * is a task with its own nice value); elsewhere it does nothing and returns false.
  */
 export function lowerThreadPriority(): boolean {
-  const tid = threadId();
-  if (tid === undefined) return false;
-  try {
-    setPriority(tid, 19);
-    return true;
-  } catch {
-    return false;
-  }
+  return setThreadPriority(19);
 }
 
 /**
@@ -36,10 +29,15 @@ export function lowerThreadPriority(): boolean {
  * CAP_SYS_NICE) may do that; otherwise it returns false and the host retires the worker instead.
  */
 export function restoreThreadPriority(): boolean {
+  return setThreadPriority(0);
+}
+
+/** Sets the calling worker thread's nice value; false where that is not possible. */
+function setThreadPriority(nice: number): boolean {
   const tid = threadId();
   if (tid === undefined) return false;
   try {
-    setPriority(tid, 0);
+    setPriority(tid, nice);
     return true;
   } catch {
     return false;
