@@ -11,16 +11,19 @@ import { startOutbox } from './channels/outbox.js';
 import { WebChannel, WebFanout } from './channels/web/index.js';
 import type { LoadedConfig } from './config/load.js';
 import { ConversationStore } from './conversations/store.js';
-import { openDb, pingDb, resolveDbTarget, type Db } from './db/client.js';
+import { compactDb, openDb, pingDb, resolveDbTarget, type Db } from './db/client.js';
 import { UserError } from './errors.js';
 import { loadApiToken, Sessions } from './gateway/auth.js';
 import { createServer, type ReadinessCheck } from './gateway/server.js';
-import type { Logger } from './logger.js';
+import { setLogScrubber, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { createQueue, createRedis, displayRedis, INBOUND, OUTBOUND, type RedisTarget } from './queues.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { startRoutines } from './routines/index.js';
-import { createReplyGuard } from './vault/guard.js';
+import { createReplyGuard, vaultDetector } from './vault/guard.js';
+import { openVaultOn, webhookKeySealer } from './vault/index.js';
+import { createVaultEgress, isLeakEvent } from './vault/egress.js';
+import { createPolicyEgress } from './sandbox/index.js';
 
 export const ROLES = ['all', 'gateway', 'worker', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
@@ -91,7 +94,17 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       throw new UserError(`cannot open the database ${dbTarget.display}: ${(err as Error).message}`, dbTarget.kind === 'postgres' ? 'check DATABASE_URL and that PostgreSQL accepts connections (`bulwark doctor`)' : `check that ${home} is writable`);
     }
     closers.push(() => db.$disconnect());
-    const store = new ConversationStore(db);
+    // The master key opens the vault (credentials) and the conversations' data keys.
+    const { vault, cipher } = await openVaultOn(db, home, { create: true });
+    const store = new ConversationStore(db, cipher);
+    if (role === 'all' || role === 'worker') {
+      // Databases from before the vault: seal their plaintext bodies (idempotent, resumable).
+      const sealed = await store.sealPlaintext();
+      if (sealed > 0) {
+        await compactDb(db, dbTarget.kind);
+        logger.info({ messages: sealed }, 'encrypted stored messages that were still in plaintext (and compacted the database so the old text is gone from disk)');
+      }
+    }
 
     const inbound = createQueue(INBOUND, redisTarget);
     const outbound = createQueue(OUTBOUND, redisTarget);
@@ -102,16 +115,50 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       { name: 'database', check: async () => { await pingDb(db); return { ok: true, detail: dbTarget.kind }; } },
     ];
 
+
+    // The sandbox reaches the network only through the vault's egress: handles become values only
+    // towards destinations their policy names; smuggled secrets are blocked; echoes are scrubbed.
+    const egress = createVaultEgress(createPolicyEgress(), vault, {
+      onEvent: (e) => {
+        if (isLeakEvent(e)) metrics.leaks.inc({ place: 'egress' });
+        if (e.kind !== 'request') logger.warn({ egress: e }, e.kind === 'refused' ? 'egress refused' : e.kind === 'leak_blocked' ? 'egress blocked a secret or credential' : 'scrubbed a secret from a response');
+      },
+    });
     // One toolset per process, shared by chat turns and routine runs (one sandbox pool).
     const toolset = role === 'gateway'
       ? { tools: new ToolRegistry(), promptExtras: [], close: async () => undefined }
-      : opts.tools ? { tools: opts.tools, promptExtras: [], close: async () => undefined } : await createAgentToolset(config, home, logger);
+      : opts.tools ? { tools: opts.tools, promptExtras: [], close: async () => undefined } : await createAgentToolset(config, home, logger, { egress });
     closers.push(() => toolset.close());
-    // Every text the agent posts passes the leak detector (today's secret: the LLM key).
-    const guard = createReplyGuard(config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : []);
+    // Every text the agent posts passes the leak detector: the vault's secrets and the LLM key.
+    const hubSecrets = config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : [];
+    const detectLeaks = createReplyGuard(vault, hubSecrets);
+    const guardFor = (_place: string) => detectLeaks;
+    const guard = guardFor('reply');
+    // So does every log line (synchronously, with the detector of the vault as last seen; refreshed
+    // every few seconds, so a secret added while the hub runs is scrubbed from then on).
+    const logDetector = vaultDetector(vault, hubSecrets);
+    let scrubWith = await logDetector();
+    const refresh = setInterval(() => { logDetector().then((d) => { scrubWith = d; }, () => undefined); }, 5_000);
+    refresh.unref();
+    setLogScrubber(logger, (line) => {
+      const { redacted, findings } = scrubWith.redact(line);
+      if (findings.length > 0) metrics.leaks.inc({ place: 'log' }, findings.length);
+      return redacted;
+    });
+    closers.push(async () => { clearInterval(refresh); });
+    // And everything sent to the LLM provider (history, tool results, sandbox output).
+    const llmLeaks = guardFor('llm');
+    const llmGuard = async (text: string) => {
+      const g = await llmLeaks(text);
+      if (g.findings.length > 0) {
+        metrics.leaks.inc({ place: 'llm' }, g.findings.length);
+        logger.warn({ findings: g.findings }, 'redacted a credential from what was about to be sent to the LLM');
+      }
+      return g;
+    };
     const routines = await startRoutines({
-      scheduler: role === 'all' || role === 'scheduler', loaded, redisTarget, redis, db, conversations: store, outbound,
-      toolset, guard, metrics, logger,
+      scheduler: role === 'all' || role === 'scheduler', loaded, redisTarget, redis, db, conversations: store, outbound, cipher, llmGuard, webhookKeys: webhookKeySealer(vault),
+      toolset, guard: guardFor('routine'), metrics, logger,
     });
     closers.push(() => routines.close());
 
@@ -130,19 +177,19 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       await fanout.start();
       closers.push(() => fanout.stop());
       sessions = new Sessions(redis);
-      web = { inbox: new Inbox(redis, inbound), store, fanout, sessions, apiToken, metrics, logger, secureCookies: false };
+      web = { inbox: new Inbox(redis, inbound, cipher), store, fanout, sessions, apiToken, metrics, logger, secureCookies: false };
       for (const a of adapters.values()) {
         checks.push({ name: `channel:${a.name}`, check: async () => { const s = a.status(); return { ok: s.state === 'connected', detail: s.detail ?? s.state }; } });
         closers.push(() => a.stop());
       }
-      workers.push(startOutbox({ redisTarget, adapters, metrics, logger }));
+      workers.push(startOutbox({ redisTarget, adapters, cipher, metrics, logger }));
     }
 
     if (role === 'all' || role === 'worker') {
-      const model = createModel(config.llm);
+      const model = createModel(config.llm, llmGuard);
       if (!model) logger.warn('no LLM configured: chat messages get a reply explaining how to configure one');
       workers.push(startAgentWorker({
-        redisTarget, redis, inbound, outbound, store, model, llm: config.llm, tools: toolset.tools,
+        redisTarget, redis, inbound, outbound, store, cipher, model, llm: config.llm, tools: toolset.tools,
         promptExtras: toolset.promptExtras, metrics, logger, concurrency: config.worker.concurrency, lockMs: config.worker.lock_ms,
         commands: routines.chatCommand,
         guard,

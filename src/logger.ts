@@ -13,15 +13,32 @@ export const REDACT_PATHS = [
   'text', '*.text', 'body', '*.body',
 ];
 
-/** Creates the process logger: JSON lines, or pretty output when stdout is a terminal. */
-export function createLogger(opts: { level?: string; name?: string; pretty?: boolean } = {}): Logger {
+/** Rewrites a finished log line; installed once the vault is open (see `setLogScrubber`). */
+export type LogScrubber = (line: string) => string;
+const scrubbers = new WeakMap<object, { fn?: LogScrubber }>();
+
+/**
+ * Creates the process logger: JSON lines, or pretty output when stdout is a terminal. Every line
+ * passes the logger's scrubber (the leak detector, once the hub has opened the vault) on its way out.
+ */
+export function createLogger(opts: { level?: string; name?: string; pretty?: boolean; destination?: NodeJS.WritableStream } = {}): Logger {
   const pretty = opts.pretty ?? (process.stdout.isTTY === true && process.env.NODE_ENV !== 'test');
-  return pino({
+  const holder: { fn?: LogScrubber } = {};
+  const logger = pino({
     name: opts.name ?? 'bulwark',
     level: opts.level ?? process.env.BULWARK_LOG_LEVEL ?? 'info',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    hooks: { streamWrite: (line) => (holder.fn ? holder.fn(line) : line) },
     ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, destination: 2 } } } : {}),
-  }, pretty ? undefined : pino.destination(2));
+  }, pretty ? undefined : (opts.destination ?? pino.destination(2)));
+  scrubbers.set(logger, holder);
+  return logger;
+}
+
+/** Installs the scrubber of a logger made by createLogger (no-op for others, e.g. silentLogger). */
+export function setLogScrubber(logger: Logger, fn: LogScrubber | undefined): void {
+  const holder = scrubbers.get(logger);
+  if (holder) holder.fn = fn;
 }
 
 /** A logger that drops everything; for tests and benchmarks that assert on outcomes, not logs. */

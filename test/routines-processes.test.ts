@@ -1,3 +1,4 @@
+import { openVaultOn, webhookKeySealer } from '../src/vault/index.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -57,7 +58,7 @@ describe('routines across scheduler processes', () => {
     home = mkdtempSync(join(tmpdir(), 'bulwark-sched-'));
     env = { BULWARK_HOME: home, REDIS_URL: redis.url, BULWARK_WORKER_LOCK_MS: '2000', BULWARK_LOG_LEVEL: 'warn', ...standInEnv(llm.baseUrl) };
     db = await openDb(resolveDbTarget(undefined, home));
-    store = new RoutineStore(db);
+    store = new RoutineStore(db, webhookKeySealer((await openVaultOn(db, home, { create: true, env: {} })).vault));
     queue = createQueue(ROUTINES, { url: redis.url });
   });
 

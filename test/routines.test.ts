@@ -46,7 +46,7 @@ describe('routines: scheduling and delivery (scheduler role, real Redis)', () =>
         BULWARK_HEARTBEAT_ENABLED: 'true', BULWARK_HEARTBEAT_TO: 'standin:acct:hb', BULWARK_HEARTBEAT_ACTIVE_HOURS: 'always', BULWARK_HEARTBEAT_DAILY_TOKEN_CAP: '3000',
       },
     });
-    outbox = startRecordingOutbox(redis.url, channel);
+    outbox = startRecordingOutbox(redis.url, channel, rig.cipher);
   });
   after(async () => { await outbox?.close(); await rig?.close(); await llm?.close(); await redis?.stop(); });
 
@@ -63,7 +63,7 @@ describe('routines: scheduling and delivery (scheduler role, real Redis)', () =>
     assert.equal(sent()[0]!.messageId, delivered[0]!.messageId);
     const scheduled = delivered.map((r) => r.scheduledAt!.getTime());
     for (let i = 1; i < scheduled.length; i++) assert.equal((scheduled[i]! - scheduled[0]!) % 1000, 0, 'ticks stay on the one-second grid');
-    const stored = await new ConversationStore(rig.db).history(conversationIdFor({ channel: 'standin', accountId: 'acct', chatId: 'chat-ticker' }), 100);
+    const stored = await rig.conversations.history(conversationIdFor({ channel: 'standin', accountId: 'acct', chatId: 'chat-ticker' }), 100);
     assert.ok(stored.length >= 3 && stored.every((m) => m.role === 'assistant'));
     await rig.store.setEnabled(id, false);
     await rig.sync();
@@ -117,7 +117,7 @@ describe('routines: scheduling and delivery (scheduler role, real Redis)', () =>
       assert.equal(silent.messageId, null);
       assert.ok(silent.tokensIn > 0, 'tokens are counted');
       assert.deepEqual(hbSent(), []);
-      assert.deepEqual(await new ConversationStore(rig.db).history(conversationIdFor({ channel: 'standin', accountId: 'acct', chatId: 'hb' }), 10), []);
+      assert.deepEqual(await rig.conversations.history(conversationIdFor({ channel: 'standin', accountId: 'acct', chatId: 'hb' }), 10), []);
       const req = llm.requests.find(isHeartbeat)!;
       assert.ok(req.response_format, 'the verdict is requested as structured output');
     });
@@ -144,7 +144,7 @@ describe('routines: scheduling and delivery (scheduler role, real Redis)', () =>
 
     it('a new message wakes it; notify: true delivers exactly the message', async () => {
       verdict = { text: '{"notify":true,"message":"The nightly backup failed."}', usage: { prompt: 1200, completion: 300 } };
-      const conversations = new ConversationStore(rig.db);
+      const conversations = rig.conversations;
       const cid = await conversations.ensureConversation({ id: 'c_someone', channel: 'web', accountId: 'local', chatId: 'c_someone' });
       await conversations.appendMessage({ id: 'm-new-input', conversationId: cid, role: 'user', text: 'did the backup run?' });
       await rig.runsUntil(hbId, (rs) => rs.some((r) => r.outcome === 'delivered'));

@@ -2,7 +2,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { createRunCodeTool, loadAgentManifest, ManifestError, Sandbox, SANDBOX_SYSTEM_PROMPT } from '../sandbox/index.js';
+import { createRunCodeTool, loadAgentManifest, ManifestError, Sandbox, SANDBOX_SYSTEM_PROMPT, type Egress } from '../sandbox/index.js';
 import { ToolRegistry } from './tools.js';
 
 export interface AgentToolset {
@@ -17,7 +17,10 @@ export interface AgentToolset {
  * grant of the agent's manifest. The sandbox's worker threads start on the first run, so a hub
  * whose model never writes code does not pay for them.
  */
-export async function createAgentToolset(config: Config, home: string, logger: Logger): Promise<AgentToolset> {
+export async function createAgentToolset(config: Config, home: string, logger: Logger, opts: {
+  /** Where `tools.http.fetch` goes; the hub passes the vault's egress so secret handles work. */
+  egress?: Egress;
+} = {}): Promise<AgentToolset> {
   const tools = new ToolRegistry();
   if (!config.agent.run_code) return { tools, promptExtras: [], close: async () => undefined };
   const path = config.agent.manifest ? (isAbsolute(config.agent.manifest) ? config.agent.manifest : resolve(home, config.agent.manifest)) : join(home, 'agent.toml');
@@ -28,9 +31,18 @@ export async function createAgentToolset(config: Config, home: string, logger: L
     if (err instanceof ManifestError) throw new UserError(err.message, `fix ${path} (see README, Sandbox) or set BULWARK_AGENT_MANIFEST`);
     throw err;
   }
+  if (manifest.grant.secrets?.length && !opts.egress) {
+    // Without the vault's egress a handle would go out as literal text: do not offer handles at all.
+    logger.warn({ manifest: path, secrets: manifest.grant.secrets }, 'the manifest grants secrets but no vault egress is wired; secret handles are disabled');
+    manifest = { ...manifest, grant: { http: manifest.grant.http, tools: manifest.grant.tools } };
+  }
   let sandbox: Sandbox | undefined;
-  const lazy = { run: (...args: Parameters<Sandbox['run']>) => (sandbox ??= new Sandbox({ logger })).run(...args) };
+  const lazy = {
+    run: async (code: string, runOpts: Parameters<Sandbox['run']>[1] = {}) => {
+      return (sandbox ??= new Sandbox({ logger, egress: opts.egress })).run(code, runOpts);
+    },
+  };
   tools.register(createRunCodeTool({ sandbox: lazy, grant: manifest.grant, limits: manifest.limits }));
-  logger.info({ manifest: path, http: manifest.grant.http, tools: manifest.grant.tools }, 'agent capabilities');
+  logger.info({ manifest: path, http: manifest.grant.http, tools: manifest.grant.tools, secrets: manifest.grant.secrets ?? [] }, 'agent capabilities');
   return { tools, promptExtras: [SANDBOX_SYSTEM_PROMPT], close: async () => { await sandbox?.close(); } };
 }

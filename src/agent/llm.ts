@@ -1,7 +1,7 @@
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
-import type { LanguageModel } from 'ai';
+import { wrapLanguageModel, type LanguageModel } from 'ai';
 import type { LlmConfig } from '../config/schema.js';
 
 /** Shown to the user when no model is configured: what to set, for a local model or a hosted one. */
@@ -20,7 +20,45 @@ export const NO_MODEL_REPLY = [
  * Builds the AI SDK model for the configured provider, or undefined when none is configured.
  * The OpenAI provider uses the Chat Completions API so that OpenAI-compatible gateways work with it too.
  */
-export function createModel(llm: LlmConfig): LanguageModel | undefined {
+export function createModel(llm: LlmConfig, guard?: ContextGuard): LanguageModel | undefined {
+  const model = providerModel(llm);
+  return model && guard ? guardModel(model, guard) : model;
+}
+
+/** The providers' model type (what wrapLanguageModel takes), without importing @ai-sdk/provider directly. */
+type LanguageModelV3 = Parameters<typeof wrapLanguageModel>[0]['model'];
+
+/** Checks text on its way to the provider; returns it with leaks redacted and how many were found. */
+export type ContextGuard = (text: string) => Promise<{ text: string; findings: unknown[] }>;
+
+/** Applies `fn` to every string in a JSON-like value (prompt messages, tool inputs and results). */
+async function mapStrings(value: unknown, fn: (s: string) => Promise<string>): Promise<unknown> {
+  if (typeof value === 'string') return fn(value);
+  if (Array.isArray(value)) return Promise.all(value.map((v) => mapStrings(v, fn)));
+  if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = await mapStrings(v, fn);
+    return out;
+  }
+  return value;
+}
+
+/**
+ * Everything sent to the provider passes the leak detector: the system prompt, every message, tool
+ * calls and tool results (sandbox output included), for chat turns and routines alike, because the
+ * check sits on the model itself rather than in each caller.
+ */
+function guardModel(model: LanguageModelV3, guard: ContextGuard): LanguageModelV3 {
+  return wrapLanguageModel({
+    model,
+    middleware: {
+      specificationVersion: 'v3',
+      transformParams: async ({ params }) => ({ ...params, prompt: (await mapStrings(params.prompt, async (s) => (await guard(s)).text)) as typeof params.prompt }),
+    },
+  });
+}
+
+function providerModel(llm: LlmConfig): LanguageModelV3 | undefined {
   if (!llm.provider || !llm.model) return undefined;
   const baseURL = llm.base_url;
   switch (llm.provider) {

@@ -1,13 +1,16 @@
 import { DelayedError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
+import { ZodError } from 'zod';
 import type { Redis } from 'ioredis';
 import type { LanguageModel, ModelMessage } from 'ai';
-import { conversationIdFor, inboundMessageSchema, replyIdFor, type OutboundMessage } from '../channels/contract.js';
+import { replyIdFor, type InboundMessage, type OutboundMessage } from '../channels/contract.js';
 import { dedupeKey } from '../channels/inbox.js';
+import { enqueueReply, openInbound } from '../channels/queue-payloads.js';
+import type { TextCipher } from '../conversations/cipher.js';
 import type { LlmConfig } from '../config/schema.js';
 import type { ConversationStore, StoredMessage } from '../conversations/store.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { INBOUND, OUTBOUND_JOB_OPTIONS, lockedWorkerOptions, type RedisTarget } from '../queues.js';
+import { INBOUND, lockedWorkerOptions, type RedisTarget } from '../queues.js';
 import { ConversationGate } from './gate.js';
 import { NO_MODEL_REPLY } from './llm.js';
 import { LlmUnavailableError, runTurn } from './loop.js';
@@ -26,6 +29,8 @@ export interface AgentWorkerDeps {
   inbound: Queue;
   outbound: Queue;
   store: ConversationStore;
+  /** Opens and seals queue payloads (the vault's per-conversation keys, injected by the hub). */
+  cipher: TextCipher;
   model: LanguageModel | undefined;
   llm: LlmConfig;
   tools: ToolRegistry;
@@ -36,7 +41,7 @@ export interface AgentWorkerDeps {
   /** Appended to the system prompt: how to use the tools this agent has (e.g. the sandbox's host API). */
   promptExtras?: string[];
   /** Checks every reply before it is stored or sent (the vault's leak detector, injected by the hub). */
-  guard?: (text: string) => { text: string; findings: Array<{ secret?: string; pattern?: string; encoding?: string }> };
+  guard?: (text: string) => Promise<{ text: string; findings: Array<{ secret?: string; pattern?: string; encoding?: string }> }>;
   /** Chat commands answered without the model (`/routines`): a reply, or undefined for ordinary text. */
   commands?: (text: string) => Promise<string | undefined>;
 }
@@ -96,14 +101,16 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
   }
 
   async function process(job: Job, token?: string, signal?: AbortSignal): Promise<void> {
-    const parsed = inboundMessageSchema.safeParse(job.data);
-    if (!parsed.success) {
-      metrics.errors.inc({ where: 'inbound_payload' });
-      throw new UnrecoverableError(`invalid inbound job payload: ${parsed.error.issues[0]?.message}`);
-    }
-    const msg = parsed.data;
     const jobId = job.id!;
-    const conversationId = msg.conversationId ?? conversationIdFor(msg);
+    let msg: InboundMessage & { conversationId: string };
+    try {
+      msg = await openInbound(deps.cipher, job.data, jobId);
+    } catch (err) {
+      metrics.errors.inc({ where: 'inbound_payload' });
+      // A payload that does not validate or does not open (altered, or sealed for another job) is never retried.
+      throw new UnrecoverableError(`invalid inbound job payload: ${err instanceof ZodError ? err.issues[0]?.message : (err as Error).message}`);
+    }
+    const conversationId = msg.conversationId;
     const lease = await gate.tryEnter(conversationId, jobId);
     if (typeof lease === 'string') {
       await job.moveToDelayed(Date.now() + gateRetryMs(msg.receivedAt), token);
@@ -128,7 +135,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
       if (!reply) {
         // BullMQ aborts the signal when the worker is shut down hard (cancelAllJobs): the LLM call stops.
         const a = await answer(conversationId, user, signal ?? new AbortController().signal);
-        const guarded = deps.guard ? deps.guard(a.text) : { text: a.text, findings: [] };
+        const guarded = deps.guard ? await deps.guard(a.text) : { text: a.text, findings: [] };
         if (guarded.findings.length > 0) {
           metrics.leaks.inc({ place: 'reply' }, guarded.findings.length);
           logger.warn({ conversationId, jobId, findings: guarded.findings }, 'redacted a credential from a reply');
@@ -144,7 +151,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
         messageId: replyId, replyTo: msg.messageId, text: reply.text, seq: reply.seq, inboundAt: msg.receivedAt,
       };
       // Same job id on a retried turn: BullMQ drops the second add, so the user gets one reply.
-      await deps.outbound.add('send', out, { ...OUTBOUND_JOB_OPTIONS, jobId: replyId });
+      await enqueueReply(deps.outbound, deps.cipher, out);
       await deps.redis.set(dedupeKey(jobId), 'done', 'KEEPTTL', 'XX');
       metrics.turnDuration.observe((Date.now() - msg.receivedAt) / 1000);
     } catch (err) {

@@ -1,6 +1,8 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { TextCipher } from '../conversations/cipher.js';
 import { inboundJobId, type InboundMessage } from './contract.js';
+import { sealInbound } from './queue-payloads.js';
 import { INBOUND_JOB_OPTIONS } from '../queues.js';
 
 /** How long a platform message id is remembered, so a late redelivery is still dropped. */
@@ -29,10 +31,12 @@ export interface Accepted { jobId: string; duplicate: boolean }
  * takes the oldest pending message of a conversation, so one conversation's turns run in order.
  */
 export class Inbox {
-  constructor(private readonly redis: Redis, private readonly queue: Queue) {}
+  constructor(private readonly redis: Redis, private readonly queue: Queue, private readonly cipher: TextCipher) {}
 
   async accept(msg: InboundMessage & { conversationId: string }): Promise<Accepted> {
     const jobId = inboundJobId(msg);
+    // Sealed before anything is written: a failure here leaves no dedupe marker behind.
+    const payload = await sealInbound(this.cipher, msg, jobId);
     const fresh = await this.redis.eval(MARK, 2, dedupeKey(jobId), pendingKey(msg.conversationId), msg.receivedAt, jobId, DEDUPE_TTL_S);
     if (fresh === 0) {
       const state = await this.redis.get(dedupeKey(jobId));
@@ -40,7 +44,7 @@ export class Inbox {
       await this.redis.zadd(pendingKey(msg.conversationId), 'NX', msg.receivedAt, jobId);
     }
     try {
-      await this.queue.add('turn', msg, { ...INBOUND_JOB_OPTIONS, jobId });
+      await this.queue.add('turn', payload, { ...INBOUND_JOB_OPTIONS, jobId });
     } catch (err) {
       await this.redis.del(dedupeKey(jobId)).catch(() => undefined);
       throw err;

@@ -1,22 +1,26 @@
 import { UnrecoverableError, Worker } from 'bullmq';
+import type { TextCipher } from '../conversations/cipher.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { OUTBOUND, PREFIX, bullConnection, type RedisTarget } from '../queues.js';
-import { outboundMessageSchema, type ChannelAdapter } from './contract.js';
+import type { ChannelAdapter, OutboundMessage } from './contract.js';
+import { openOutbound } from './queue-payloads.js';
 
 /**
  * Consumes the outbound queue and hands each reply to the adapter of its channel. Runs in the
  * gateway role, where the adapters are. A failed send is retried with backoff by BullMQ.
  */
-export function startOutbox(opts: { redisTarget: RedisTarget; adapters: Map<string, ChannelAdapter>; metrics: Metrics; logger: Logger; concurrency?: number }): Worker {
+export function startOutbox(opts: { redisTarget: RedisTarget; adapters: Map<string, ChannelAdapter>; cipher: TextCipher; metrics: Metrics; logger: Logger; concurrency?: number }): Worker {
   const { adapters, metrics, logger } = opts;
   const worker = new Worker(OUTBOUND, async (job) => {
-    const parsed = outboundMessageSchema.safeParse(job.data);
-    if (!parsed.success) {
+    let msg: OutboundMessage;
+    try {
+      msg = await openOutbound(opts.cipher, job.data);
+    } catch (err) {
       metrics.errors.inc({ where: 'outbound_payload' });
-      throw new UnrecoverableError(`invalid outbound job payload: ${parsed.error.issues[0]?.message}`);
+      const issue = (err as { issues?: Array<{ message: string }> }).issues?.[0]?.message;
+      throw new UnrecoverableError(`invalid outbound job payload: ${issue ?? (err as Error).message}`);
     }
-    const msg = parsed.data;
     const adapter = adapters.get(msg.channel);
     if (!adapter) throw new Error(`channel "${msg.channel}" is not enabled on this gateway`);
     await adapter.send(msg);

@@ -1,7 +1,10 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UserError } from '../errors.js';
 import { LeakDetector, type Finding, type SecretEntry } from '../vault/leak.js';
+import { openVault } from '../vault/index.js';
+import { keyFilePath, MASTER_KEY_ENV } from '../vault/master-key.js';
+import { config } from './common.js';
 
 /*
  * `bulwark leakscan`: runs the leak detector over stdin and prints the findings and the redacted
@@ -42,14 +45,26 @@ function describe(f: Finding): string {
   return `  ${what} at ${f.start}–${f.end}`;
 }
 
+/** The vault's secrets, when this data directory has a vault (else only credential formats are looked for). */
+async function vaultSecrets(): Promise<SecretEntry[]> {
+  const loaded = config();
+  if (!process.env[MASTER_KEY_ENV] && !existsSync(keyFilePath(loaded.home))) return [];
+  const { source, close } = await openVault(loaded);
+  try {
+    return await source.entries();
+  } finally {
+    await close();
+  }
+}
+
 export function registerLeakscan(program: Command): void {
   program
     .command('leakscan')
     .description('scan text on stdin for secrets (in any encoding) and credential formats; print findings and the redacted text')
     .option('--json', 'print {"findings": [...], "redacted": "..."} as JSON')
-    .option('--secret-file <path>', 'NAME=VALUE lines to look for (mode 0600); without it only credential formats are found')
+    .option('--secret-file <path>', 'NAME=VALUE lines to look for (mode 0600) instead of the vault')
     .action(async (opts: { json?: boolean; secretFile?: string }) => {
-      const secrets = opts.secretFile ? readSecretFile(opts.secretFile) : [];
+      const secrets = opts.secretFile ? readSecretFile(opts.secretFile) : await vaultSecrets();
       const detector = new LeakDetector(secrets);
       const { redacted, findings } = detector.redact(await readStdin());
       if (opts.json) {

@@ -5,6 +5,7 @@ import { registerDoctor } from './doctor.js';
 import { registerLeakscan } from './leakscan.js';
 import { registerRoutine } from './routine.js';
 import { registerSandboxCommand } from './sandbox.js';
+import { registerSecret } from './secret.js';
 import { registerStart } from './start.js';
 import { registerLogin, registerStatus } from './status.js';
 import { fail } from './common.js';
@@ -25,5 +26,6 @@ registerLogin(program);
 registerSandboxCommand(program);
 registerRoutine(program);
 registerLeakscan(program);
+registerSecret(program);
 
 program.parseAsync(process.argv).catch(fail);

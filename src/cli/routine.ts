@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { LoadedConfig } from '../config/load.js';
-import { ConversationStore } from '../conversations/store.js';
 import { openDb, resolveDbTarget, type Db } from '../db/client.js';
+import { openVaultOn, webhookKeySealer } from '../vault/index.js';
 import { UserError } from '../errors.js';
 import { draftFromOptions, type DraftDefaults, type RoutineOptions } from '../routines/draft.js';
 import { historyTable, routineJson, routinesTable, runJson } from '../routines/format.js';
@@ -27,7 +27,8 @@ async function withStore<T>(fn: (s: { store: RoutineStore; db: Db; loaded: Loade
     throw new UserError(`cannot open the database ${target.display}: ${(err as Error).message}`, 'check DATABASE_URL / BULWARK_HOME (`bulwark doctor`)');
   }
   try {
-    return await fn({ store: new RoutineStore(db), db, loaded });
+    const { vault } = await openVaultOn(db, loaded.home, { create: true });
+    return await fn({ store: new RoutineStore(db, webhookKeySealer(vault)), db, loaded });
   } finally {
     await db.$disconnect();
   }
@@ -47,7 +48,7 @@ function defaults(loaded: LoadedConfig): DraftDefaults {
 /** Web and CLI chats exist only once opened: a routine cannot speak into one that does not. */
 async function checkTarget(db: Db, d: Draft): Promise<void> {
   const { channel, chatId } = d.target;
-  if ((channel === 'web' || channel === 'cli') && !(await new ConversationStore(db).conversationExists(chatId, channel))) {
+  if ((channel === 'web' || channel === 'cli') && (await db.conversation.findUnique({ where: { id: chatId }, select: { channel: true } }))?.channel !== channel) {
     throw new UserError(`there is no ${channel} conversation "${chatId}".`, 'open the web chat (or `bulwark chat`), send a message, and use its conversation id: --to web:c_…');
   }
 }

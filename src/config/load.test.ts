@@ -54,6 +54,13 @@ describe('loadConfig', () => {
     assert.match(p!, /unknown environment variable BULWARK_LLM_MODLE: did you mean BULWARK_LLM_MODEL\?/);
   }));
 
+  it('accepts the master key variables (read by the vault, never put into the config object)', () => withDir((dir) => {
+    const loaded = loadConfig({ BULWARK_MASTER_KEY: 'a'.repeat(44), BULWARK_NEW_MASTER_KEY: 'b'.repeat(44) }, dir);
+    assert.ok(!JSON.stringify(loaded.config).includes('a'.repeat(44)));
+    const [p] = problems(() => loadConfig({ BULWARK_MASTER_KY: 'x' }, dir));
+    assert.match(p!, /did you mean BULWARK_MASTER_KEY\?/);
+  }));
+
   it('requires what each provider needs', () => withDir((dir) => {
     assert.match(problems(() => loadConfig({ BULWARK_LLM_PROVIDER: 'openai-compatible', BULWARK_LLM_MODEL: 'm' }, dir))[0]!, /BULWARK_LLM_BASE_URL/);
     assert.match(problems(() => loadConfig({ BULWARK_LLM_PROVIDER: 'anthropic', BULWARK_LLM_MODEL: 'm' }, dir))[0]!, /BULWARK_LLM_API_KEY/);

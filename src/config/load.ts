@@ -60,6 +60,12 @@ function describeIssue(issue: z.core.$ZodIssue, origin: (key: string) => string)
 }
 
 /**
+ * Keys read from the environment only (never from the config file, never into the config object):
+ * the vault's master key, read by src/vault/master-key.ts.
+ */
+export const KEY_ENV: ReadonlySet<string> = new Set(['BULWARK_MASTER_KEY', 'BULWARK_NEW_MASTER_KEY']);
+
+/**
  * Loads the configuration: `bulwark.toml` (from BULWARK_CONFIG, else the data directory, else the
  * working directory; optional), then environment variables on top. Throws ConfigError naming every
  * bad key and how to fix it.
@@ -81,20 +87,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     } catch (err) {
       problems.push(`${file} is not valid TOML: ${(err as Error).message.split('\n')[0]}`);
     }
-    if ((statSync(file).mode & 0o077) !== 0 && JSON.stringify(raw.llm ?? {}).includes('api_key')) {
-      problems.push(`${file} holds llm.api_key but is readable by other users: run chmod 600 ${file}`);
+    const secretKeys = [...(JSON.stringify(raw.llm ?? {}).includes('api_key') ? ['llm.api_key'] : []), ...(JSON.stringify(raw.audit ?? {}).includes('"key"') ? ['audit.key'] : [])];
+    if ((statSync(file).mode & 0o077) !== 0 && secretKeys.length > 0) {
+      problems.push(`${file} holds ${secretKeys.join(' and ')} but is readable by other users: run chmod 600 ${file}`);
     }
   }
 
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined || value === '') continue;
+    if (KEY_ENV.has(name)) continue;
     if (name in ENV_KEYS) {
       if (name === 'BULWARK_CONFIG') continue;
       const key = ENV_KEYS[name as keyof typeof ENV_KEYS];
       setPath(raw, key, value);
       fromEnv.set(key, name);
     } else if (name.startsWith('BULWARK_')) {
-      const hint = closest(name, Object.keys(ENV_KEYS));
+      const hint = closest(name, [...Object.keys(ENV_KEYS), ...KEY_ENV]);
       problems.push(`unknown environment variable ${name}${hint ? `: did you mean ${hint}?` : ''} (unset it; the README lists every variable)`);
     }
   }

@@ -1,8 +1,12 @@
 import type { Db } from '../db/client.js';
+import { messageContext, type ConversationKey, type TextCipher } from './cipher.js';
+
+export type { ConversationKey } from './cipher.js';
 
 /*
- * Every read and write of message bodies goes through this module. Bodies will be encrypted at rest
- * with per-conversation keys (vault issue); that change belongs here and nowhere else.
+ * Every read and write of message bodies goes through this module. Bodies are sealed with the
+ * conversation's data key (see src/vault/conversation-keys.ts) before they reach the database, so a
+ * copied database file holds no conversation text.
  */
 
 export type Role = 'user' | 'assistant';
@@ -31,11 +35,7 @@ export interface NewMessage {
   tokensOut?: number | undefined;
 }
 
-export interface ConversationKey { id: string; channel: string; accountId: string; chatId: string }
-
-function toStored(row: { seq: number; id: string; conversationId: string; role: string; body: string; senderId: string | null; senderName: string | null; replyTo: string | null; createdAt: Date }): StoredMessage {
-  return { seq: row.seq, id: row.id, conversationId: row.conversationId, role: row.role as Role, text: row.body, senderId: row.senderId, senderName: row.senderName, replyTo: row.replyTo, createdAt: row.createdAt };
-}
+type MessageRow = { seq: number; id: string; conversationId: string; role: string; body: string; sealed: boolean; senderId: string | null; senderName: string | null; replyTo: string | null; createdAt: Date };
 
 function isUniqueViolation(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: string }).code === 'P2002';
@@ -48,7 +48,13 @@ export class ConversationStore {
    */
   private readonly known = new Map<string, string>();
 
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db, private readonly cipher: TextCipher) {}
+
+  private async toStored(row: MessageRow): Promise<StoredMessage> {
+    // Rows written before the vault existed are plaintext until sealPlaintext() has run over them.
+    const text = row.sealed ? await this.cipher.open(row.conversationId, messageContext(row.id, row.role), row.body) : row.body;
+    return { seq: row.seq, id: row.id, conversationId: row.conversationId, role: row.role as Role, text, senderId: row.senderId, senderName: row.senderName, replyTo: row.replyTo, createdAt: row.createdAt };
+  }
 
   private remember(id: string, channel: string): void {
     this.known.set(id, channel);
@@ -84,27 +90,28 @@ export class ConversationStore {
   }
 
   /** Stores a message once: a second call with the same id returns the first one's row. */
-  async appendMessage(m: NewMessage): Promise<StoredMessage> {
+  async appendMessage(m: NewMessage, conv?: ConversationKey): Promise<StoredMessage> {
     try {
+      const body = await this.cipher.seal(conv ?? m.conversationId, messageContext(m.id, m.role), m.text);
       const row = await this.db.message.create({
         data: {
-          id: m.id, conversationId: m.conversationId, role: m.role, body: m.text,
+          id: m.id, conversationId: m.conversationId, role: m.role, body, sealed: true,
           senderId: m.senderId ?? null, senderName: m.senderName ?? null, replyTo: m.replyTo ?? null,
           tokensIn: m.tokensIn ?? null, tokensOut: m.tokensOut ?? null,
         },
       });
-      return toStored(row);
+      return await this.toStored(row);
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       const row = await this.db.message.findUnique({ where: { id: m.id } });
       if (!row) throw err;
-      return toStored(row);
+      return this.toStored(row);
     }
   }
 
   async getMessage(id: string): Promise<StoredMessage | null> {
     const row = await this.db.message.findUnique({ where: { id } });
-    return row ? toStored(row) : null;
+    return row ? this.toStored(row) : null;
   }
 
   /** The last `limit` messages of a conversation up to and including `uptoSeq`, oldest first. */
@@ -114,13 +121,31 @@ export class ConversationStore {
       orderBy: { seq: 'desc' },
       take: limit,
     });
-    return rows.reverse().map(toStored);
+    return Promise.all(rows.reverse().map((r) => this.toStored(r)));
   }
 
   /** Messages after a cursor (a `seq`), oldest first: the polling API. */
   async listAfter(conversationId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
     const rows = await this.db.message.findMany({ where: { conversationId, seq: { gt: afterSeq } }, orderBy: { seq: 'asc' }, take: limit });
-    return rows.map(toStored);
+    return Promise.all(rows.map((r) => this.toStored(r)));
+  }
+
+  /**
+   * Seals message bodies stored in plaintext (databases from before the vault). Batched and
+   * idempotent: each row is rewritten only if it is still plaintext, so an interrupted run loses
+   * nothing and the next start finishes it. Returns how many rows it sealed.
+   */
+  async sealPlaintext(batch = 500): Promise<number> {
+    let sealed = 0;
+    for (;;) {
+      const rows = await this.db.message.findMany({ where: { sealed: false }, orderBy: { seq: 'asc' }, take: batch, include: { conversation: { select: { id: true, channel: true, accountId: true, chatId: true } } } });
+      if (rows.length === 0) return sealed;
+      for (const row of rows) {
+        const body = await this.cipher.seal(row.conversation, messageContext(row.id, row.role), row.body);
+        const { count } = await this.db.message.updateMany({ where: { seq: row.seq, sealed: false }, data: { body, sealed: true } });
+        sealed += count;
+      }
+    }
   }
 
   async counts(): Promise<{ conversations: number; messages: number }> {

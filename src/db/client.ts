@@ -43,6 +43,19 @@ export async function openDb(target: DbTarget): Promise<Db> {
   return client as unknown as Db;
 }
 
+/**
+ * Rewrites the database so that deleted and overwritten rows leave no trace in its files: used
+ * after plaintext message bodies were sealed, so the old text is gone from disk too.
+ */
+export async function compactDb(db: Db, kind: DbTarget['kind']): Promise<void> {
+  if (kind === 'sqlite') {
+    await db.$executeRawUnsafe('VACUUM');
+    await db.$queryRawUnsafe('PRAGMA wal_checkpoint(TRUNCATE)');
+  } else {
+    await db.$executeRawUnsafe('VACUUM FULL "Message"');
+  }
+}
+
 /** Cheap liveness probe for /readyz and `bulwark doctor`. */
 export async function pingDb(db: Db): Promise<void> {
   await db.$queryRawUnsafe('SELECT 1');

@@ -8,6 +8,7 @@ import { listMigrations, migrateSqlite } from './migrate.js';
 import { openDb, resolveDbTarget } from './client.js';
 import { ConversationStore } from '../conversations/store.js';
 import { expectedModel } from './schema-model.js';
+import { openVaultOn } from '../vault/index.js';
 
 describe('SQLite migrations', () => {
   it('agree with prisma/schema.prisma: same tables, columns, nullability and indexes', () => {
@@ -55,7 +56,8 @@ describe('SQLite migrations', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bulwark-mig-'));
     const db = await openDb(resolveDbTarget(undefined, dir));
     try {
-      const store = new ConversationStore(db);
+      const { cipher } = await openVaultOn(db, dir, { create: true });
+      const store = new ConversationStore(db, cipher);
       const id = await store.ensureConversation({ id: 'c_1', channel: 'web', accountId: 'a', chatId: 'c_1' });
       assert.equal(await store.ensureConversation({ id: 'c_other', channel: 'web', accountId: 'a', chatId: 'c_1' }), id, 'same chat, same conversation');
       const m1 = await store.appendMessage({ id: 'm1', conversationId: id, role: 'user', text: 'hello' });

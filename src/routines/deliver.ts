@@ -1,7 +1,8 @@
 import type { Queue } from 'bullmq';
 import { conversationIdFor, type OutboundMessage } from '../channels/contract.js';
+import { enqueueReply } from '../channels/queue-payloads.js';
+import type { TextCipher } from '../conversations/cipher.js';
 import type { ConversationStore } from '../conversations/store.js';
-import { OUTBOUND_JOB_OPTIONS } from '../queues.js';
 import type { Routine } from './spec.js';
 import type { Spent } from './turn.js';
 
@@ -13,19 +14,20 @@ import type { Spent } from './turn.js';
 export interface DeliverDeps {
   store: ConversationStore;
   outbound: Queue;
+  cipher: TextCipher;
   /** The leak guard every outbound text passes (injected by the hub; the same one chat replies use). */
-  guard?: ((text: string) => { text: string; findings: unknown[] }) | undefined;
+  guard?: ((text: string) => Promise<{ text: string; findings: unknown[] }>) | undefined;
   onLeak?: ((findings: unknown[]) => void) | undefined;
 }
 
 export async function deliver(deps: DeliverDeps, r: Routine, runId: string, raw: string, spent: Spent): Promise<string> {
-  const guarded = deps.guard ? deps.guard(raw) : { text: raw, findings: [] };
+  const guarded = deps.guard ? await deps.guard(raw) : { text: raw, findings: [] };
   if (guarded.findings.length > 0) deps.onLeak?.(guarded.findings);
   const text = guarded.text;
   const conversationId = await deps.store.ensureConversation({ id: conversationIdFor(r.target), ...r.target });
   const messageId = `routine/${runId}`;
   const stored = await deps.store.appendMessage({ id: messageId, conversationId, role: 'assistant', text, tokensIn: spent.tokensIn, tokensOut: spent.tokensOut });
   const out: OutboundMessage = { ...r.target, conversationId, messageId, text: stored.text, seq: stored.seq };
-  await deps.outbound.add('send', out, { ...OUTBOUND_JOB_OPTIONS, jobId: messageId });
+  await enqueueReply(deps.outbound, deps.cipher, out);
   return messageId;
 }

@@ -2,8 +2,9 @@ import type { Queue, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { AgentToolset } from '../agent/codeact.js';
-import { createModel } from '../agent/llm.js';
+import { createModel, type ContextGuard } from '../agent/llm.js';
 import type { LoadedConfig } from '../config/load.js';
+import type { TextCipher } from '../conversations/cipher.js';
 import type { ConversationStore } from '../conversations/store.js';
 import type { Db } from '../db/client.js';
 import { UserError } from '../errors.js';
@@ -15,7 +16,7 @@ import { routineCommands, type ChatCommand } from './commands.js';
 import { syncHeartbeat } from './heartbeat.js';
 import { ROUTINES } from './queue.js';
 import { DEFAULT_OWNER } from './spec.js';
-import { RoutineStore } from './store.js';
+import { RoutineStore, type WebhookKeySealer } from './store.js';
 import { syncSchedules } from './sync.js';
 import { registerWebhookRoute } from './webhook.js';
 import { startRoutineWorker } from './worker.js';
@@ -35,10 +36,15 @@ export interface RoutinesDeps {
   db: Db;
   conversations: ConversationStore;
   outbound: Queue;
+  cipher: TextCipher;
+  /** Seals webhook keys at rest (the vault). */
+  webhookKeys: WebhookKeySealer;
   /** Tools for routine turns: the agent's own toolset (one per process, shared with chat turns). */
   toolset: Pick<AgentToolset, 'tools' | 'promptExtras'>;
   /** The leak guard for what routines post (the same one chat replies pass). */
-  guard?: ((text: string) => { text: string; findings: unknown[] }) | undefined;
+  guard?: ((text: string) => Promise<{ text: string; findings: unknown[] }>) | undefined;
+  /** The leak guard on everything sent to the LLM provider. */
+  llmGuard?: ContextGuard | undefined;
   metrics: Metrics;
   logger: Logger;
 }
@@ -60,11 +66,13 @@ export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
   const { logger } = deps;
   const owner = DEFAULT_OWNER;
   const queue = createQueue(ROUTINES, deps.redisTarget);
-  const store = new RoutineStore(deps.db);
+  const store = new RoutineStore(deps.db, deps.webhookKeys);
   const workers: Worker[] = [];
   let timer: NodeJS.Timeout | undefined;
 
   if (deps.scheduler) {
+    const sealed = await store.sealPlaintextKeys();
+    if (sealed > 0) logger.info({ routines: sealed }, 'encrypted webhook keys that were still in plaintext');
     try {
       await syncHeartbeat(store, config, home, owner);
     } catch (err) {
@@ -83,8 +91,8 @@ export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
     }, config.routines.sync_seconds * 1000);
     timer.unref();
     workers.push(startRoutineWorker({
-      redisTarget: deps.redisTarget, redis: deps.redis, queue, store, conversations: deps.conversations, outbound: deps.outbound,
-      model: createModel(config.llm), tools: toolset.tools, promptExtras: toolset.promptExtras, config, home, metrics: deps.metrics, logger,
+      redisTarget: deps.redisTarget, redis: deps.redis, queue, store, conversations: deps.conversations, outbound: deps.outbound, cipher: deps.cipher,
+      model: createModel(config.llm, deps.llmGuard), tools: toolset.tools, promptExtras: toolset.promptExtras, config, home, metrics: deps.metrics, logger,
       concurrency: config.routines.concurrency, lockMs: config.worker.lock_ms, guard: deps.guard,
     }));
     logger.info({ routines: (await store.list()).filter((r) => r.enabled).length }, 'scheduler: routines running');

@@ -5,6 +5,7 @@ import { DEFAULT_SYSTEM_PROMPT } from '../agent/worker.js';
 import type { ToolRegistry } from '../agent/tools.js';
 import { conversationIdFor } from '../channels/contract.js';
 import type { Config } from '../config/schema.js';
+import type { TextCipher } from '../conversations/cipher.js';
 import type { ConversationStore } from '../conversations/store.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -29,6 +30,7 @@ export interface RunDeps {
   store: RoutineStore;
   conversations: ConversationStore;
   outbound: Queue;
+  cipher: TextCipher;
   model: LanguageModel | undefined;
   tools: ToolRegistry;
   /** Appended to the system prompt with the tools (how to use the sandbox). */
@@ -38,14 +40,14 @@ export interface RunDeps {
   metrics: Metrics;
   logger: Logger;
   /** Checks what a run posts before it is stored or sent (the vault's leak detector). */
-  guard?: ((text: string) => { text: string; findings: unknown[] }) | undefined;
+  guard?: ((text: string) => Promise<{ text: string; findings: unknown[] }>) | undefined;
 }
 
 export interface RunContext { runId: string; tick: Tick; scheduledAt: number | undefined; signal: AbortSignal }
 
 function deliverDeps(deps: RunDeps) {
   return {
-    store: deps.conversations, outbound: deps.outbound, guard: deps.guard,
+    store: deps.conversations, outbound: deps.outbound, cipher: deps.cipher, guard: deps.guard,
     onLeak: (findings: unknown[]) => {
       deps.metrics.leaks.inc({ place: 'routine' }, findings.length);
       deps.logger.warn({ findings }, 'redacted a credential from a routine message');

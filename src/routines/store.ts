@@ -88,14 +88,36 @@ function isUniqueViolation(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: string }).code === 'P2002';
 }
 
+/** Seals webhook keys at rest (the vault, handed in by the hub or the CLI). */
+export interface WebhookKeySealer {
+  seal(routineId: string, key: string): string;
+  open(routineId: string, sealed: string): string;
+}
+
+/** Sealed values carry a version prefix; older databases hold webhook keys in plaintext. */
+const isSealed = (stored: string) => stored.startsWith('v1.');
+
 export class RoutineStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db, private readonly sealer: WebhookKeySealer) {}
+
+  /** Seals webhook keys stored in plaintext by versions before the vault. Returns how many. */
+  async sealPlaintextKeys(): Promise<number> {
+    const rows = await this.db.routine.findMany({ where: { webhookSecret: { not: null } }, select: { id: true, webhookSecret: true } });
+    let sealed = 0;
+    for (const r of rows) {
+      if (isSealed(r.webhookSecret!)) continue;
+      const { count } = await this.db.routine.updateMany({ where: { id: r.id, webhookSecret: r.webhookSecret }, data: { webhookSecret: this.sealer.seal(r.id, r.webhookSecret!) } });
+      sealed += count;
+    }
+    return sealed;
+  }
 
   /** Creates a routine; a webhook routine gets a secret, returned here and never again. */
   async create(d: Draft, opts: { owner: string; kind?: Routine['kind']; id?: string; withSecret?: boolean }): Promise<{ routine: Routine; secret?: string }> {
     const secret = (opts.withSecret ?? d.trigger.type === 'webhook') ? newWebhookSecret() : undefined;
+    const id = opts.id ?? newRoutineId();
     try {
-      const row = await this.db.routine.create({ data: { id: opts.id ?? newRoutineId(), owner: opts.owner, kind: opts.kind ?? 'routine', ...toColumns(d), webhookSecret: secret ?? null } });
+      const row = await this.db.routine.create({ data: { id, owner: opts.owner, kind: opts.kind ?? 'routine', ...toColumns(d), webhookSecret: secret ? this.sealer.seal(id, secret) : null } });
       return { routine: toRoutine(row), ...(secret ? { secret } : {}) };
     } catch (err) {
       if (isUniqueViolation(err)) throw new Error(`a routine named "${d.name}" already exists: pick another name, or change it with \`bulwark routine edit ${d.name}\``);
@@ -107,7 +129,7 @@ export class RoutineStore {
   async update(id: string, d: Draft): Promise<{ routine: Routine; secret?: string }> {
     const current = await this.db.routine.findUnique({ where: { id }, select: { webhookSecret: true } });
     const secret = d.trigger.type === 'webhook' && !current?.webhookSecret ? newWebhookSecret() : undefined;
-    const row = await this.db.routine.update({ where: { id }, data: { ...toColumns(d), ...(secret ? { webhookSecret: secret } : {}) } });
+    const row = await this.db.routine.update({ where: { id }, data: { ...toColumns(d), ...(secret ? { webhookSecret: this.sealer.seal(id, secret) } : {}) } });
     return { routine: toRoutine(row), ...(secret ? { secret } : {}) };
   }
 
@@ -118,13 +140,14 @@ export class RoutineStore {
   /** A new webhook secret; the old one stops working at once. */
   async rotateSecret(id: string): Promise<string> {
     const secret = newWebhookSecret();
-    await this.db.routine.update({ where: { id }, data: { webhookSecret: secret } });
+    await this.db.routine.update({ where: { id }, data: { webhookSecret: this.sealer.seal(id, secret) } });
     return secret;
   }
 
   async webhookSecret(id: string): Promise<string | undefined> {
     const row = await this.db.routine.findUnique({ where: { id }, select: { webhookSecret: true } });
-    return row?.webhookSecret ?? undefined;
+    if (!row?.webhookSecret) return undefined;
+    return isSealed(row.webhookSecret) ? this.sealer.open(id, row.webhookSecret) : row.webhookSecret;
   }
 
   async remove(id: string): Promise<void> {

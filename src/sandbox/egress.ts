@@ -14,6 +14,11 @@ export interface EgressRequest {
   body?: string;
   /** The run's http grant entries; the egress refuses any destination they do not name. */
   allow: readonly string[];
+  /**
+   * Names of the vault secrets whose handles (`{{secret:NAME}}`) this run may use. The sandbox
+   * only passes names; the vault's egress substitutes values where each secret's policy allows.
+   */
+  secrets?: readonly string[];
   /** Body bytes beyond this are dropped and the response is marked `truncated`. */
   maxResponseBytes: number;
   timeoutMs: number;

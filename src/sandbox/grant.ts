@@ -12,6 +12,11 @@ export interface CapabilityGrant {
   http: readonly string[];
   /** Registered host functions the guest may call, by dotted name (e.g. `memory.search`). */
   tools: readonly string[];
+  /**
+   * Vault secrets whose handles (`{{secret:NAME}}`) the run may use in `tools.http.fetch`. Only
+   * names: the sandbox never sees a value. Absent means none.
+   */
+  secrets?: readonly string[];
 }
 
 /** The conservative default: computation only, no network, no tools. */
@@ -29,6 +34,9 @@ export interface HttpGrantEntry {
    */
   explicitPort: boolean;
 }
+
+/** A secret's name as the vault spells it (must equal the vault's SECRET_NAME; the sandbox does not import the vault). */
+export const SECRET_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 /** A granted tool's name: dotted, lower-case first letters, e.g. `memory.search`. */
 export const TOOL_NAME = /^[a-z][a-zA-Z0-9_]{0,40}(\.[a-z][a-zA-Z0-9_]{0,40}){1,3}$/;
@@ -71,6 +79,7 @@ export function matchHttpGrant(entries: readonly HttpGrantEntry[], url: URL): Ht
 const grantSchema = z.object({
   http: z.array(z.string()).max(256),
   tools: z.array(z.string().regex(TOOL_NAME, 'must be a dotted lower-case name such as "memory.search"')).max(256),
+  secrets: z.array(z.string().regex(SECRET_NAME, 'must be a vault secret name such as "GITHUB_TOKEN"')).max(64).optional(),
 }).strict();
 
 /**
@@ -90,5 +99,11 @@ export function normalizeGrant(grant: CapabilityGrant | undefined): CapabilityGr
       throw new TypeError((err as Error).message);
     }
   }
-  return Object.freeze({ http: Object.freeze([...new Set(parsed.data.http)]), tools: Object.freeze([...new Set(parsed.data.tools)]) });
+  const secrets = [...new Set(parsed.data.secrets ?? [])];
+  return Object.freeze({
+    http: Object.freeze([...new Set(parsed.data.http)]),
+    tools: Object.freeze([...new Set(parsed.data.tools)]),
+    // Left out when empty, so a grant without secrets looks exactly as it did before secrets existed.
+    ...(secrets.length ? { secrets: Object.freeze(secrets) } : {}),
+  });
 }

@@ -62,8 +62,9 @@ export class GuestRun implements GuestHooks {
       const names = context.newString(JSON.stringify(this.msg.functions));
       const maxCalls = context.newNumber(limits.hostCalls);
       const maxArgChars = context.newNumber(limits.hostCallBytes);
-      const r = context.callFunction(this.interp.start, context.undefined, code, names, maxCalls, maxArgChars);
-      for (const h of [code, names, maxCalls, maxArgChars]) h.dispose();
+      const secrets = context.newString(JSON.stringify(this.msg.secrets ?? []));
+      const r = context.callFunction(this.interp.start, context.undefined, code, names, maxCalls, maxArgChars, secrets);
+      for (const h of [code, names, maxCalls, maxArgChars, secrets]) h.dispose();
       if (r.error) this.stopWith(guestErrorText(this.interp, r.error));
       r.dispose();
     });

@@ -42,6 +42,7 @@ export function createHttpFetchFunction(egress: Egress): HostFunction<FetchArgs>
       const request = {
         url, method, headers, body: init?.body,
         allow: ctx.grant.http,
+        secrets: ctx.grant.secrets ?? [],
         maxResponseBytes: ctx.limits.hostCallBytes,
         timeoutMs: Math.max(1, ctx.deadline - Date.now()),
       };

@@ -114,6 +114,7 @@ export class Sandbox {
       const job: Job = {
         runId, code, limits,
         functions: grantedFunctionNames(grant, this.functions),
+        secrets: [...(grant.secrets ?? [])],
         session,
         finish: (result) => {
           opts.signal?.removeEventListener('abort', onAbort);

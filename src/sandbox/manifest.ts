@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse, TomlError } from 'smol-toml';
 import { z } from 'zod';
-import { NO_CAPABILITIES, normalizeGrant, parseHttpGrant, TOOL_NAME, type CapabilityGrant } from './grant.js';
+import { NO_CAPABILITIES, normalizeGrant, parseHttpGrant, SECRET_NAME, TOOL_NAME, type CapabilityGrant } from './grant.js';
 import { DEFAULT_LIMITS, LIMIT_BOUNDS, resolveLimits, type Limits } from './limits.js';
 
 /** What an agent's manifest grants its sandbox runs: capabilities and resource limits. */
@@ -38,6 +38,7 @@ const manifestSchema = z.object({
   capabilities: z.object({
     http: z.array(z.string()).max(256).optional(),
     tools: z.array(z.string().regex(TOOL_NAME, 'must be a dotted lower-case tool name such as "memory.search"')).max(256).optional(),
+    secrets: z.array(z.string().regex(SECRET_NAME, 'must be a vault secret name such as "GITHUB_TOKEN"')).max(64).optional(),
   }).strict().optional(),
   limits: z.object(Object.fromEntries(
     Object.entries(LIMIT_KEYS).map(([key, field]) => [key, limitField(field).optional()]),
@@ -71,7 +72,7 @@ export function grantFromManifest(tomlText: string, source = 'agent manifest'): 
   });
   let grant: CapabilityGrant;
   try {
-    grant = normalizeGrant({ http, tools: parsed.data.capabilities?.tools ?? [] });
+    grant = normalizeGrant({ http, tools: parsed.data.capabilities?.tools ?? [], secrets: parsed.data.capabilities?.secrets ?? [] });
   } catch (err) {
     throw new ManifestError(`${source}: [capabilities]: ${(err as Error).message}`);
   }
@@ -100,7 +101,7 @@ function describeIssue(issue: z.core.$ZodIssue | undefined): string {
   const where = key === undefined ? (table ? `[${table}]` : 'the top level') : `[${table}].${key}${index !== undefined ? `[${index}]` : ''}`;
   switch (issue.code) {
     case 'unrecognized_keys': {
-      const known = table === 'capabilities' ? 'http, tools' : table === 'limits' ? Object.keys(LIMIT_KEYS).join(', ') : '[capabilities], [limits]';
+      const known = table === 'capabilities' ? 'http, tools, secrets' : table === 'limits' ? Object.keys(LIMIT_KEYS).join(', ') : '[capabilities], [limits]';
       return `${issue.keys.map((k) => `"${k}"`).join(', ')} in ${where} ${issue.keys.length > 1 ? 'are not known keys' : 'is not a known key'}; known keys: ${known}. Example:\n${EXAMPLE}`;
     }
     case 'too_small':

@@ -5,7 +5,8 @@
  *   hostBreach(what)   – the guest went over its host-call budget; the host ends the run
  *   settle(ok, text)   – the run's outcome: JSON text of the value, or an error description
  * and returns [start, deliver, drain] to the host:
- *   start(code, toolNamesJson, maxCalls, maxArgChars) – builds `console` and `tools`, runs the code
+ *   start(code, toolNamesJson, maxCalls, maxArgChars, secretNamesJson) – builds `console`, `tools`
+ *                      and `secrets` (NAME → "{{secret:NAME}}", only names: values never enter), runs the code
  *   drain()            – host calls queued since the last drain, as JSON {"n": [id, name, argsJson]}
  *   deliver(batchJson) – answers [[id, 1, value] | [id, 0, message], ...]; settles their promises
  * Host calls are queued here and collected once per slice of guest execution, because each
@@ -111,12 +112,18 @@ export const PRELUDE_SOURCE = String.raw`(function (hostLog, hostBreach, settle)
   }
 
   let started = false;
-  function start(code, toolNamesJson, callLimit, argLimit) {
+  function start(code, toolNamesJson, callLimit, argLimit, secretNamesJson) {
     if (started) return;
     started = true;
     maxCalls = callLimit;
     maxArgChars = argLimit;
     defineProperty(globalThis, 'tools', { value: buildTools(parse(toolNamesJson)), writable: true, configurable: true });
+    const secretNames = parse(secretNamesJson || '[]');
+    if (secretNames.length) {
+      const handles = {};
+      for (let i = 0; i < secretNames.length; i++) handles[secretNames[i]] = '{{secret:' + secretNames[i] + '}}';
+      defineProperty(globalThis, 'secrets', { value: freeze(handles), writable: true, configurable: true });
+    }
     let body;
     try {
       body = new AsyncFunction(code);

@@ -18,7 +18,7 @@ export interface WorkerInit {
 
 /** Host → worker. */
 export type ToWorker =
-  | { type: 'run'; runId: number; code: string; limits: Limits; functions: string[] }
+  | { type: 'run'; runId: number; code: string; limits: Limits; functions: string[]; secrets: string[] }
   | { type: 'hostresults'; runId: number; results: Array<{ callId: number; reply: HostReply }> }
   | { type: 'cancel'; runId: number };
 

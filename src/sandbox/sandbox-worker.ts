@@ -31,6 +31,8 @@ export interface Job {
   code: string;
   limits: Limits;
   functions: string[];
+  /** Names of the secret handles granted to the run; the guest sees them as `secrets.NAME`. */
+  secrets: string[];
   session: HostCallSession;
   /** Called when a worker takes the job: its deadline starts now, not when it was queued. */
   started(): void;
@@ -83,7 +85,7 @@ export class SandboxWorker {
     job.started();
     this.worker.ref();
     this.watchdog = setTimeout(() => this.hung(job), job.limits.timeoutMs + WATCHDOG_GRACE_MS);
-    this.post({ type: 'run', runId: job.runId, code: job.code, limits: job.limits, functions: job.functions });
+    this.post({ type: 'run', runId: job.runId, code: job.code, limits: job.limits, functions: job.functions, secrets: job.secrets });
   }
 
   /** Interrupts the job if it is still running: through the shared flag while it computes, by message while it waits. */

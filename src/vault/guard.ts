@@ -1,20 +1,36 @@
 import { LeakDetector, MIN_SECRET_LENGTH, type SecretEntry } from './leak.js';
+import type { SecretSource } from './source.js';
 
 /** What leaves through a guarded place: the text to send, and what was taken out of it. */
 export interface Guarded { text: string; findings: Array<{ secret?: string; pattern?: string; encoding?: string }> }
 
 /** Guards one kind of outbound text. Given to the agent as a function, so it never imports the vault. */
-export type OutboundGuard = (text: string) => Guarded;
+export type OutboundGuard = (text: string) => Promise<Guarded>;
 
 /**
- * The guard for chat replies: redacts every secret the hub holds (today the LLM API key; the vault's
- * secrets once it lands) in any encoding the detector knows, and well-known credential formats.
- * Secrets too short to guard without false positives are left out (the detector refuses them).
+ * A detector over the vault's secrets plus `extra` (the hub's own, e.g. the LLM API key), rebuilt
+ * only when the vault changes. Secrets too short to guard without false positives are left out.
  */
-export function createReplyGuard(secrets: SecretEntry[]): OutboundGuard {
-  const detector = new LeakDetector(secrets.filter((s) => s.value.length >= MIN_SECRET_LENGTH));
-  return (text) => {
-    const { redacted, findings } = detector.redact(text);
+export function vaultDetector(source: SecretSource | undefined, extra: SecretEntry[]): () => Promise<LeakDetector> {
+  let cached: { version: number; detector: LeakDetector } | undefined;
+  return async () => {
+    const version = source ? await source.version() : 0;
+    if (cached?.version !== version) {
+      const entries = [...extra, ...(source ? await source.entries() : [])].filter((s) => s.value.length >= MIN_SECRET_LENGTH);
+      cached = { version, detector: new LeakDetector(entries) };
+    }
+    return cached.detector;
+  };
+}
+
+/**
+ * The guard for chat replies and routine messages: redacts every secret the hub holds, in any
+ * encoding the detector knows, and well-known credential formats.
+ */
+export function createReplyGuard(source: SecretSource | undefined, extra: SecretEntry[]): OutboundGuard {
+  const detector = vaultDetector(source, extra);
+  return async (text) => {
+    const { redacted, findings } = (await detector()).redact(text);
     return {
       text: redacted,
       findings: findings.map((f) => ({ ...(f.secret ? { secret: f.secret } : {}), ...(f.pattern ? { pattern: f.pattern } : {}), ...(f.encoding ? { encoding: f.encoding } : {}) })),

@@ -9,6 +9,13 @@ import { parseHttpGrant } from '../sandbox/grant.js';
 export const SECRET_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 export const secretNameSchema = z.string().regex(SECRET_NAME, 'must start with a letter and hold only letters, digits, "_", "." or "-" (at most 64)');
 
+/**
+ * Channel credentials (`telegram.token`, `slack.bot_token`, …) are read by the hub's own adapters and
+ * never by the agent: they have no destinations or placements, so the egress can never inject them.
+ */
+export const CHANNEL_SECRET = /^(telegram|slack|discord|whatsapp)\./;
+export const isChannelSecret = (name: string): boolean => CHANNEL_SECRET.test(name);
+
 /** The one way the guest names a secret. Anything else that looks like a credential is refused. */
 export const HANDLE_RE = /\{\{secret:([A-Za-z][A-Za-z0-9_.-]{0,63})\}\}/g;
 export const handleFor = (name: string): string => `{{secret:${name}}}`;
@@ -44,7 +51,8 @@ const headerTemplate = z.string().max(300).superRefine((raw, ctx) => {
 });
 
 export const secretPolicySchema = z.strictObject({
-  hosts: z.array(hostEntry).min(1, 'name at least one destination host').max(32),
+  /** Empty only for channel credentials, which the hub uses itself (see CHANNEL_SECRET). */
+  hosts: z.array(hostEntry).max(32).default([]),
   /** Headers the value may be placed in, each `Name: template {value}`. */
   headers: z.array(headerTemplate).max(8).default([]),
   /** Query parameters the value may be placed in. */
@@ -52,7 +60,19 @@ export const secretPolicySchema = z.strictObject({
   /** Whether the value may be placed in the request body. */
   body: z.boolean().default(false),
   methods: z.array(z.enum(HTTP_METHODS)).min(1).max(HTTP_METHODS.length).default(['GET', 'POST']),
-}).refine((p) => p.headers.length + p.query.length > 0 || p.body, { message: 'say where the value may go: at least one --header, --query or --body' });
+});
+
+/** The rules a policy must meet for a secret the egress may inject (everything but channel credentials). */
+export function checkEgressPolicy(name: string, p: SecretPolicy): string | undefined {
+  if (isChannelSecret(name)) {
+    return p.hosts.length + p.headers.length + p.query.length > 0 || p.body
+      ? `${name} is a channel credential: the hub's adapter uses it and the agent never can, so it takes no --host, --header, --query or --body`
+      : undefined;
+  }
+  if (p.hosts.length === 0) return 'name at least one destination host (--host)';
+  if (p.headers.length + p.query.length === 0 && !p.body) return 'say where the value may go: at least one --header, --query or --body';
+  return undefined;
+}
 
 export type SecretPolicy = z.infer<typeof secretPolicySchema>;
 

@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import type { Queue, Worker } from 'bullmq';
 import type { ChannelAdapter, ChannelStatus, OutboundMessage } from '../../src/channels/contract.js';
 import { startOutbox } from '../../src/channels/outbox.js';
+import type { TextCipher } from '../../src/conversations/cipher.js';
+import { ConversationStore } from '../../src/conversations/store.js';
+import { openVaultOn, webhookKeySealer } from '../../src/vault/index.js';
 import { loadConfig } from '../../src/config/load.js';
 import { openDb, resolveDbTarget, type Db } from '../../src/db/client.js';
 import { startHub, type Hub, type Role } from '../../src/hub.js';
@@ -25,14 +28,17 @@ export class RecordingChannel implements ChannelAdapter {
 }
 
 /** Delivers the outbound queue to a recording channel, as a gateway would. */
-export function startRecordingOutbox(redisUrl: string, channel: RecordingChannel): Worker {
-  return startOutbox({ redisTarget: { url: redisUrl }, adapters: new Map([[channel.name, channel]]), metrics: new Metrics({ defaults: false }), logger: silentLogger() });
+export function startRecordingOutbox(redisUrl: string, channel: RecordingChannel, cipher: TextCipher): Worker {
+  return startOutbox({ redisTarget: { url: redisUrl }, adapters: new Map([[channel.name, channel]]), cipher, metrics: new Metrics({ defaults: false }), logger: silentLogger() });
 }
 
 export interface RoutineRig {
   hub: Hub;
   home: string;
   db: Db;
+  /** The hub's conversation cipher (same data directory, same master key) and a store over it. */
+  cipher: TextCipher;
+  conversations: ConversationStore;
   store: RoutineStore;
   queue: Queue;
   /** Creates a routine and applies the schedules (what `bulwark routine add` does). */
@@ -50,11 +56,12 @@ export async function startRoutineRig(opts: { role: Role; env: Record<string, st
   const logger = process.env.DEBUG ? createLogger({ level: 'debug', pretty: false }) : silentLogger();
   const hub = await startHub({ loaded, role: opts.role, logger });
   const db = await openDb(resolveDbTarget(loaded.config.database.url, home));
-  const store = new RoutineStore(db);
+  const { cipher, vault } = await openVaultOn(db, home, { create: false });
+  const store = new RoutineStore(db, webhookKeySealer(vault));
   const queue = createQueue(ROUTINES, { url: loaded.config.redis.url! });
   const sync = async () => { await syncSchedules(store, queue, silentLogger()); };
   return {
-    hub, home, db, store, queue, sync,
+    hub, home, db, cipher, conversations: new ConversationStore(db, cipher), store, queue, sync,
     add: async (d) => {
       const draft = draftSchema.parse({ target: { channel: 'standin', accountId: 'acct', chatId: `chat-${d.name}` }, instructions: `Say something for ${d.name}.`, maxTokensPerRun: 10_000, ...d });
       const { routine } = await store.create(draft, { owner: 'owner' });

@@ -42,11 +42,12 @@ async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'
   clearTimeout(t);
 }
 
-export async function startRedis(): Promise<Service> {
+/** A throwaway redis-server on 127.0.0.1; `dir` is where SAVE writes its dump (default: its cwd). */
+export async function startRedis(opts: { dir?: string } = {}): Promise<Service> {
   const bin = findRedisServer();
   if (!bin) throw new Error('redis-server is not installed: run `node scripts/setup.mjs --tests` (or apt-get install redis-server)');
   const port = await freePort();
-  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', ...(opts.dir ? ['--dir', opts.dir] : [])], { stdio: 'ignore' });
   const url = `redis://127.0.0.1:${port}`;
   await waitFor(async () => {
     const c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
