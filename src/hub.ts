@@ -20,6 +20,8 @@ import { Metrics } from './metrics.js';
 import { createQueue, createRedis, displayRedis, INBOUND, OUTBOUND, type RedisTarget } from './queues.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { startRoutines } from './routines/index.js';
+import { registerApprovalApi } from './approvals/api.js';
+import { createControlPlane } from './approvals/control-plane.js';
 import { createReplyGuard, vaultDetector } from './vault/guard.js';
 import { openVaultOn, webhookKeySealer } from './vault/index.js';
 import { createVaultEgress, isLeakEvent } from './vault/egress.js';
@@ -115,24 +117,34 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       { name: 'database', check: async () => { await pingDb(db); return { ok: true, detail: dbTarget.kind }; } },
     ];
 
+    // The audit log and the approval gateway: capability changes wait for an owner; all is recorded.
+    const control = await createControlPlane({ db, home, config, role, vault, store, outbound, cipher, metrics, logger });
+    closers.push(() => control.close());
 
     // The sandbox reaches the network only through the vault's egress: handles become values only
     // towards destinations their policy names; smuggled secrets are blocked; echoes are scrubbed.
     const egress = createVaultEgress(createPolicyEgress(), vault, {
       onEvent: (e) => {
         if (isLeakEvent(e)) metrics.leaks.inc({ place: 'egress' });
+        control.audit.sink({ kind: `egress.${e.kind}`, actor: 'agent:default', subject: e.host, data: { method: e.method, ...(e.status !== undefined ? { status: e.status } : {}), ...(e.bytes !== undefined ? { bytes: e.bytes } : {}), handles: e.secrets, ...(e.reason ? { reason: e.reason } : {}) } });
         if (e.kind !== 'request') logger.warn({ egress: e }, e.kind === 'refused' ? 'egress refused' : e.kind === 'leak_blocked' ? 'egress blocked a secret or credential' : 'scrubbed a secret from a response');
       },
     });
     // One toolset per process, shared by chat turns and routine runs (one sandbox pool).
     const toolset = role === 'gateway'
       ? { tools: new ToolRegistry(), promptExtras: [], close: async () => undefined }
-      : opts.tools ? { tools: opts.tools, promptExtras: [], close: async () => undefined } : await createAgentToolset(config, home, logger, { egress });
+      : opts.tools ? { tools: opts.tools, promptExtras: [], close: async () => undefined } : await createAgentToolset(config, home, logger, { egress, approvedGrants: control.approvedGrants });
     closers.push(() => toolset.close());
+    if (role !== 'gateway') control.offerTool(toolset);
     // Every text the agent posts passes the leak detector: the vault's secrets and the LLM key.
     const hubSecrets = config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : [];
     const detectLeaks = createReplyGuard(vault, hubSecrets);
-    const guardFor = (_place: string) => detectLeaks;
+    // Each place's findings are recorded (names and formats, never values) in the audit log.
+    const guardFor = (place: string) => async (text: string) => {
+      const g = await detectLeaks(text);
+      if (g.findings.length > 0) control.audit.sink({ kind: 'leak.detected', actor: 'system', subject: place, data: { findings: g.findings.map((f) => ({ name: f.secret ?? null, format: f.pattern ?? null, encoding: f.encoding ?? null })) } });
+      return g;
+    };
     const guard = guardFor('reply');
     // So does every log line (synchronously, with the detector of the vault as last seen; refreshed
     // every few seconds, so a secret added while the hub runs is scrubbed from then on).
@@ -177,12 +189,12 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       await fanout.start();
       closers.push(() => fanout.stop());
       sessions = new Sessions(redis);
-      web = { inbox: new Inbox(redis, inbound, cipher), store, fanout, sessions, apiToken, metrics, logger, secureCookies: false };
+      web = { inbox: new Inbox(redis, inbound, cipher, control.audit.sink), store, fanout, sessions, apiToken, metrics, logger, secureCookies: false, audit: control.audit.sink };
       for (const a of adapters.values()) {
         checks.push({ name: `channel:${a.name}`, check: async () => { const s = a.status(); return { ok: s.state === 'connected', detail: s.detail ?? s.state }; } });
         closers.push(() => a.stop());
       }
-      workers.push(startOutbox({ redisTarget, adapters, cipher, metrics, logger }));
+      workers.push(startOutbox({ redisTarget, adapters, cipher, metrics, logger, audit: control.audit.sink }));
     }
 
     if (role === 'all' || role === 'worker') {
@@ -227,6 +239,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       }),
     });
     if (web) await routines.registerRoutes(server, { apiToken: apiToken! });
+    if (web) registerApprovalApi(server, { gateway: control.gateway, apiToken: apiToken!, sessions });
     // The HTTP server stops first (no new messages), everything else after it.
     const address = await server.listen({ host: config.server.host, port: config.server.port }).catch((err: NodeJS.ErrnoException) => {
       throw new UserError(`cannot listen on ${config.server.host}:${config.server.port}: ${err.code ?? err.message}`, err.code === 'EADDRINUSE' ? 'another program (or another hub) uses that port: stop it or set BULWARK_PORT' : 'check server.host / BULWARK_HOST');

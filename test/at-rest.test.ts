@@ -87,6 +87,20 @@ describe('end to end: nothing readable at rest, no secret in logs, LLM requests 
     assert.ok(!bytes.includes(SECRET), 'the secret in the database');
   });
 
+  it('each leak is in the audit log by name and place, never by value', async () => {
+    const db = await openDb(resolveDbTarget(undefined, home));
+    try {
+      const leaks = await db.auditEntry.findMany({ where: { kind: 'leak.detected' } });
+      const places = new Set(leaks.map((e) => e.subject));
+      assert.ok(places.has('reply') && places.has('llm'), `leak places audited: ${[...places].join(', ')}`);
+      assert.match(leaks.map((e) => e.data).join(''), /"name":"GITHUB_TOKEN"/);
+      const all = JSON.stringify(await db.auditEntry.findMany());
+      assert.ok(!all.includes(SECRET) && !all.includes(WORDS), 'a secret or message text in the audit log');
+    } finally {
+      await db.$disconnect();
+    }
+  });
+
   it('no log line holds the secret, the LLM key or message text (trace level)', () => {
     const logs = logLines.join('');
     assert.ok(logLines.length > 5, 'the hub logged');

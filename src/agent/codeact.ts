@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createRunCodeTool, loadAgentManifest, ManifestError, Sandbox, SANDBOX_SYSTEM_PROMPT, type Egress } from '../sandbox/index.js';
+import { mergeApprovedGrants, type ApprovedGrants } from '../approvals/grants.js';
 import { ToolRegistry } from './tools.js';
 
 export interface AgentToolset {
@@ -20,6 +21,8 @@ export interface AgentToolset {
 export async function createAgentToolset(config: Config, home: string, logger: Logger, opts: {
   /** Where `tools.http.fetch` goes; the hub passes the vault's egress so secret handles work. */
   egress?: Egress;
+  /** Hosts and secrets the owner approved (src/approvals), read at every run and added to the manifest's grant. */
+  approvedGrants?: () => Promise<ApprovedGrants>;
 } = {}): Promise<AgentToolset> {
   const tools = new ToolRegistry();
   if (!config.agent.run_code) return { tools, promptExtras: [], close: async () => undefined };
@@ -39,7 +42,9 @@ export async function createAgentToolset(config: Config, home: string, logger: L
   let sandbox: Sandbox | undefined;
   const lazy = {
     run: async (code: string, runOpts: Parameters<Sandbox['run']>[1] = {}) => {
-      return (sandbox ??= new Sandbox({ logger, egress: opts.egress })).run(code, runOpts);
+      const approved = opts.approvedGrants ? await opts.approvedGrants() : undefined;
+      const grant = approved && runOpts.grant ? mergeApprovedGrants(runOpts.grant, opts.egress ? approved : { ...approved, secrets: [] }) : runOpts.grant;
+      return (sandbox ??= new Sandbox({ logger, egress: opts.egress })).run(code, { ...runOpts, grant });
     },
   };
   tools.register(createRunCodeTool({ sandbox: lazy, grant: manifest.grant, limits: manifest.limits }));

@@ -55,9 +55,14 @@ function toolSet(registry: ToolRegistry, ctx: { conversationId: string; logger: 
       description: t.description,
       inputSchema: t.inputSchema,
       execute: async (input: unknown, opts: { abortSignal?: AbortSignal }) => {
+        const started = Date.now();
         try {
-          return untrusted(await t.execute(input, { conversationId: ctx.conversationId, logger: ctx.logger, signal: opts.abortSignal ?? new AbortController().signal }));
+          const out = await t.execute(input, { conversationId: ctx.conversationId, logger: ctx.logger, signal: opts.abortSignal ?? new AbortController().signal });
+          const r = out as { ok?: unknown; error?: { kind?: unknown } } | null;
+          registry.reportCall({ tool: t.name, conversationId: ctx.conversationId, ok: r?.ok !== false, errorKind: typeof r?.error?.kind === 'string' ? r.error.kind : undefined, ms: Date.now() - started });
+          return untrusted(out);
         } catch (err) {
+          registry.reportCall({ tool: t.name, conversationId: ctx.conversationId, ok: false, errorKind: 'threw', ms: Date.now() - started });
           ctx.logger.warn({ tool: t.name, err: (err as Error).message }, 'tool failed');
           return { error: `tool ${t.name} failed: ${(err as Error).message}` };
         }

@@ -21,9 +21,34 @@ export interface AgentTool<I = unknown> {
   execute(input: I, ctx: ToolContext): Promise<unknown>;
 }
 
+/** What the loop reports after a tool call: names, outcome and timing, never inputs or outputs. */
+export interface ToolCallReport {
+  tool: string;
+  conversationId: string;
+  /** False when the tool threw, or returned `{ ok: false }` (e.g. a sandbox run that failed). */
+  ok: boolean;
+  /** The typed error kind when the result carries one (`timeout`, `capability`, …). */
+  errorKind?: string | undefined;
+  ms: number;
+}
+
 /** The set of tools one agent has. Later modules (sandbox, memory, approvals) register here. */
 export class ToolRegistry {
   private readonly tools = new Map<string, AgentTool<any>>();
+  private readonly observers: Array<(call: ToolCallReport) => void> = [];
+
+  /** Registers a listener told about every finished tool call (the audit log is one). */
+  onCall(fn: (call: ToolCallReport) => void): this {
+    this.observers.push(fn);
+    return this;
+  }
+
+  /** Called by the agent loop after each tool call; a listener's failure never reaches the turn. */
+  reportCall(call: ToolCallReport): void {
+    for (const fn of this.observers) {
+      try { fn(call); } catch { /* observers must not break turns */ }
+    }
+  }
 
   register<I>(tool: AgentTool<I>): this {
     if (!/^[a-z][a-z0-9_]{0,63}$/.test(tool.name)) throw new Error(`invalid tool name "${tool.name}"`);

@@ -5,12 +5,13 @@ import type { Metrics } from '../metrics.js';
 import { OUTBOUND, PREFIX, bullConnection, type RedisTarget } from '../queues.js';
 import type { ChannelAdapter, OutboundMessage } from './contract.js';
 import { openOutbound } from './queue-payloads.js';
+import type { AuditSink } from '../audit/log.js';
 
 /**
  * Consumes the outbound queue and hands each reply to the adapter of its channel. Runs in the
  * gateway role, where the adapters are. A failed send is retried with backoff by BullMQ.
  */
-export function startOutbox(opts: { redisTarget: RedisTarget; adapters: Map<string, ChannelAdapter>; cipher: TextCipher; metrics: Metrics; logger: Logger; concurrency?: number }): Worker {
+export function startOutbox(opts: { redisTarget: RedisTarget; adapters: Map<string, ChannelAdapter>; cipher: TextCipher; metrics: Metrics; logger: Logger; concurrency?: number; audit?: AuditSink }): Worker {
   const { adapters, metrics, logger } = opts;
   const worker = new Worker(OUTBOUND, async (job) => {
     let msg: OutboundMessage;
@@ -26,6 +27,7 @@ export function startOutbox(opts: { redisTarget: RedisTarget; adapters: Map<stri
     await adapter.send(msg);
     metrics.messagesOut.inc({ channel: msg.channel });
     if (msg.inboundAt) metrics.deliveryLatency.observe({ channel: msg.channel }, (Date.now() - msg.inboundAt) / 1000);
+    opts.audit?.({ kind: 'message.sent', actor: `${msg.channel}:bot`, subject: msg.conversationId, data: { channel: msg.channel, messageId: msg.messageId, replyTo: msg.replyTo ?? null, bytes: Buffer.byteLength(msg.text) } });
   }, { connection: bullConnection(opts.redisTarget), prefix: PREFIX, concurrency: opts.concurrency ?? 64 });
   worker.on('failed', (job, err) => {
     metrics.errors.inc({ where: 'send' });

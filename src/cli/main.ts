@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerApprovals } from './approvals.js';
+import { registerAudit } from './audit.js';
 import { registerChat } from './chat.js';
 import { registerDoctor } from './doctor.js';
 import { registerLeakscan } from './leakscan.js';
@@ -26,6 +28,8 @@ registerLogin(program);
 registerSandboxCommand(program);
 registerRoutine(program);
 registerLeakscan(program);
+registerAudit(program);
+registerApprovals(program);
 registerSecret(program);
 
 program.parseAsync(process.argv).catch(fail);

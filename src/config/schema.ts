@@ -33,6 +33,9 @@ export const ENV_KEYS = {
   BULWARK_HEARTBEAT_CHECKLIST: 'heartbeat.checklist',
   BULWARK_AGENT_MANIFEST: 'agent.manifest',
   BULWARK_AGENT_RUN_CODE: 'agent.run_code',
+  BULWARK_AUDIT_KEY: 'audit.key',
+  BULWARK_AUDIT_KEY_FILE: 'audit.key_file',
+  BULWARK_APPROVALS_RULES: 'approvals.rules',
   BULWARK_CONFIG: '(path of the config file)',
 } as const;
 
@@ -135,6 +138,21 @@ export const configSchema = z.strictObject({
   }).default({ level: 'info' }),
   routines: routinesSchema.default(routinesSchema.parse({})),
   heartbeat: heartbeatSchema.default(heartbeatSchema.parse({})),
+  /** The audit log (src/audit/): checkpoint interval and the checkpoints' signing key (never in the database). */
+  audit: z.strictObject({
+    /** HMAC key for checkpoints, as text (prefer key_file; the environment is visible to child processes). */
+    key: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -base64 32`)').optional(),
+    /** A file (mode 0600) holding the HMAC key for checkpoints. */
+    key_file: z.string().min(1).optional(),
+    /** A checkpoint of the chain's head is written every this many entries (and at shutdown). */
+    checkpoint_every: positiveInt(1_000_000).default(100),
+  }).default({ checkpoint_every: 100 }),
+  /** The approval gateway (src/approvals/): rule file and how long a request waits for a human. */
+  approvals: z.strictObject({
+    /** The rule file (TOML); default $BULWARK_HOME/approvals.toml. */
+    rules: z.string().min(1).optional(),
+    expiry_hours: positiveInt(24 * 30).default(24),
+  }).default({ expiry_hours: 24 }),
 }).superRefine((c, ctx) => {
   // The heartbeat needs somewhere to speak, and its active hours need a clock to be read on.
   if (!c.heartbeat.enabled) return;
