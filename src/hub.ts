@@ -8,6 +8,7 @@ import { startAgentWorker } from './agent/worker.js';
 import type { ChannelAdapter } from './channels/contract.js';
 import { Inbox } from './channels/inbox.js';
 import { startOutbox } from './channels/outbox.js';
+import { startChatChannels } from './channels/index.js';
 import { WebChannel, WebFanout } from './channels/web/index.js';
 import type { LoadedConfig } from './config/load.js';
 import { ConversationStore } from './conversations/store.js';
@@ -49,7 +50,7 @@ function isLoopback(host: string): boolean {
  * `gateway` (HTTP + channels), `worker` (agent turns) and `scheduler` (routines) run the same code
  * split across processes or machines that share one Redis and one database.
  */
-export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger: Logger; tools?: ToolRegistry }): Promise<Hub> {
+export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger: Logger; tools?: ToolRegistry; secret?: (name: string) => Promise<string | undefined> }): Promise<Hub> {
   const { loaded, role, logger } = opts;
   const { config, home } = loaded;
   mkdirSync(home, { recursive: true, mode: 0o700 });
@@ -179,6 +180,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     let web: Parameters<typeof createServer>[0]['web'];
     let apiToken: string | undefined;
     let sessions: Sessions | undefined;
+    let chatRoutes: ((app: FastifyInstance) => void) | undefined;
 
     if (role === 'all' || role === 'gateway') {
       apiToken = loadApiToken(home, true);
@@ -194,6 +196,12 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
         checks.push({ name: `channel:${a.name}`, check: async () => { const s = a.status(); return { ok: s.state === 'connected', detail: s.detail ?? s.state }; } });
         closers.push(() => a.stop());
       }
+      // Telegram, Slack, Discord, WhatsApp; their tokens come from the vault (telegram.token, …).
+      const chat = await startChatChannels({ redis, inbox: web.inbox, channels: config.channels, logger, metrics, home, secret: opts.secret ?? (async (name) => (await vault.get(name))?.value) });
+      for (const a of chat.adapters) adapters.set(a.name, a);
+      checks.push(...chat.checks);
+      closers.push(() => chat.stop());
+      chatRoutes = chat.registerRoutes;
       workers.push(startOutbox({ redisTarget, adapters, cipher, metrics, logger, audit: control.audit.sink }));
     }
 
@@ -240,6 +248,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     });
     if (web) await routines.registerRoutes(server, { apiToken: apiToken! });
     if (web) registerApprovalApi(server, { gateway: control.gateway, apiToken: apiToken!, sessions });
+    chatRoutes?.(server);
     // The HTTP server stops first (no new messages), everything else after it.
     const address = await server.listen({ host: config.server.host, port: config.server.port }).catch((err: NodeJS.ErrnoException) => {
       throw new UserError(`cannot listen on ${config.server.host}:${config.server.port}: ${err.code ?? err.message}`, err.code === 'EADDRINUSE' ? 'another program (or another hub) uses that port: stop it or set BULWARK_PORT' : 'check server.host / BULWARK_HOST');

@@ -2,9 +2,11 @@
 import { Command } from 'commander';
 import { registerApprovals } from './approvals.js';
 import { registerAudit } from './audit.js';
+import { registerChannels } from './channels.js';
 import { registerChat } from './chat.js';
 import { registerDoctor } from './doctor.js';
 import { registerLeakscan } from './leakscan.js';
+import { registerPairing } from './pairing.js';
 import { registerRoutine } from './routine.js';
 import { registerSandboxCommand } from './sandbox.js';
 import { registerSecret } from './secret.js';
@@ -31,5 +33,7 @@ registerLeakscan(program);
 registerAudit(program);
 registerApprovals(program);
 registerSecret(program);
+registerChannels(program);
+registerPairing(program);
 
 program.parseAsync(process.argv).catch(fail);

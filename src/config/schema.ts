@@ -33,6 +33,7 @@ export const ENV_KEYS = {
   BULWARK_HEARTBEAT_CHECKLIST: 'heartbeat.checklist',
   BULWARK_AGENT_MANIFEST: 'agent.manifest',
   BULWARK_AGENT_RUN_CODE: 'agent.run_code',
+  BULWARK_CHROMIUM: 'channels.whatsapp.chromium_path',
   BULWARK_AUDIT_KEY: 'audit.key',
   BULWARK_AUDIT_KEY_FILE: 'audit.key_file',
   BULWARK_APPROVALS_RULES: 'approvals.rules',
@@ -109,6 +110,68 @@ export const heartbeatSchema = z.strictObject({
   to: z.string().regex(/^[a-z][a-z0-9-]{0,31}:[^\s]+$/, 'must be CHANNEL:CHAT or CHANNEL:ACCOUNT:CHAT, e.g. web:c_AbC123 (the web chat shows its conversation id)').optional(),
 });
 
+/** A platform user/chat id: TOML may write Telegram's numeric ids as numbers. */
+const platformIds = z.array(z.union([z.string().min(1).max(128), z.number().int()]).transform(String)).max(10_000).default([]);
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+/** Shared by every chat channel: who may talk to the bot, where, and how fast it may answer. */
+const chatChannel = {
+  enabled: flag.default(false),
+  /** Platform user ids always allowed (and allowed to approve pairing from the chat in future). */
+  owners: platformIds,
+  /** Platform user ids allowed besides the owners and the paired senders. Empty = nobody else. */
+  allow: platformIds,
+  /** Group/channel ids the bot may answer in (when mentioned). Empty = no groups. */
+  groups: platformIds,
+  /** In an enabled group: "anyone" (members may mention the bot) or "allowlist" (owners/allow/paired only). */
+  group_senders: z.enum(['anyone', 'allowlist']).default('anyone'),
+  /** Unknown DM senders get a pairing code the owner can approve; off = they are ignored. */
+  pairing: flag.default(true),
+  /** The pairing prompt is sent to one sender at most once per this many minutes. */
+  pairing_prompt_minutes: positiveInt(1440).default(10),
+  /** Minimum gap between two messages to one chat, and messages per second over all chats. */
+  rate_per_chat_ms: wholeNumber(0, 60_000).default(1000),
+  rate_global_per_s: positiveInt(10_000).default(30),
+};
+
+export const channelsSchema = z.strictObject({
+  telegram: z.strictObject({
+    ...chatChannel,
+    mode: z.enum(['polling', 'webhook']).default('polling'),
+    /** Webhook mode: the hub's path Telegram posts to (the public URL is set with setWebhook by you or `webhook_url`). */
+    webhook_path: z.string().regex(/^\/[A-Za-z0-9/_-]{1,100}$/, 'must be a path such as /telegram/webhook').default('/telegram/webhook'),
+    webhook_url: z.url({ protocol: /^https$/, error: 'must be the public https URL Telegram should post to' }).optional(),
+    /** Bot API server (tests, or a self-hosted Bot API server). */
+    api_root: httpUrl.optional(),
+    poll_timeout_s: wholeNumber(0, 50).default(30),
+  }).prefault({}),
+  slack: z.strictObject({
+    ...chatChannel,
+    rate_per_chat_ms: wholeNumber(0, 60_000).default(1100),
+    rate_global_per_s: positiveInt(10_000).default(20),
+    mode: z.enum(['socket', 'http']).default('socket'),
+    /** HTTP mode: the hub path Slack posts events to. */
+    events_path: z.string().regex(/^\/[A-Za-z0-9/_-]{1,100}$/, 'must be a path such as /slack/events').default('/slack/events'),
+    /** Web API base, ending in /api/ (tests). */
+    api_url: httpUrl.optional(),
+  }).prefault({}),
+  discord: z.strictObject({
+    ...chatChannel,
+    rate_per_chat_ms: wholeNumber(0, 60_000).default(1000),
+    rate_global_per_s: positiveInt(10_000).default(40),
+    /** REST API base such as http://127.0.0.1:PORT/api (tests). */
+    api_url: httpUrl.optional(),
+  }).prefault({}),
+  whatsapp: z.strictObject({
+    ...chatChannel,
+    rate_per_chat_ms: wholeNumber(0, 60_000).default(1500),
+    rate_global_per_s: positiveInt(10_000).default(5),
+    /** Chromium for whatsapp-web.js; default the system's /usr/bin/chromium. */
+    chromium_path: z.string().min(1).optional(),
+  }).prefault({}),
+});
+export type ChannelsConfig = z.infer<typeof channelsSchema>;
+
 export const configSchema = z.strictObject({
   home: z.string().min(1).default('.bulwark'),
   server: serverSchema.default(serverSchema.parse({})),
@@ -153,6 +216,7 @@ export const configSchema = z.strictObject({
     rules: z.string().min(1).optional(),
     expiry_hours: positiveInt(24 * 30).default(24),
   }).default({ expiry_hours: 24 }),
+  channels: channelsSchema.prefault({}),
 }).superRefine((c, ctx) => {
   // The heartbeat needs somewhere to speak, and its active hours need a clock to be read on.
   if (!c.heartbeat.enabled) return;

@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/*
+ * Files people send to the bot. Fetched only AFTER access control passed (a stranger's upload is
+ * never downloaded), capped in size while streaming (a lying Content-Length does not help), and
+ * accepted only when the bytes themselves are an image, a PDF or UTF-8 text — the name and the
+ * platform's declared type are not trusted. Stored content-addressed under
+ * $BULWARK_HOME/attachments/<channel>/ (directory 0700, files 0600) and handed to the agent as a
+ * reference line in the message text.
+ */
+
+export const ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024;
+
+export interface Kind { mime: string; ext: string }
+
+const startsWith = (b: Buffer, sig: number[], at = 0) => sig.every((v, i) => b[at + i] === v);
+
+/** What the bytes are, or undefined when they are not a kind we accept. */
+export function sniff(b: Buffer): Kind | undefined {
+  if (startsWith(b, [0xff, 0xd8, 0xff])) return { mime: 'image/jpeg', ext: 'jpg' };
+  if (startsWith(b, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return { mime: 'image/png', ext: 'png' };
+  if (b.subarray(0, 4).toString('latin1') === 'GIF8') return { mime: 'image/gif', ext: 'gif' };
+  if (b.subarray(0, 4).toString('latin1') === 'RIFF' && b.subarray(8, 12).toString('latin1') === 'WEBP') return { mime: 'image/webp', ext: 'webp' };
+  if (b.subarray(0, 5).toString('latin1') === '%PDF-') return { mime: 'application/pdf', ext: 'pdf' };
+  if (b.length > 0 && !b.includes(0) && isUtf8(b)) return { mime: 'text/plain', ext: 'txt' };
+  return undefined;
+}
+
+function isUtf8(b: Buffer): boolean {
+  try { new TextDecoder('utf-8', { fatal: true }).decode(b); return true; } catch { return false; }
+}
+
+export class AttachmentRefused extends Error {
+  constructor(readonly reason: string) { super(reason); this.name = 'AttachmentRefused'; }
+}
+
+/** GETs a URL, refusing more than `maxBytes` (checked on the stream, not only the header). */
+export async function fetchCapped(url: string, maxBytes = ATTACHMENT_MAX_BYTES, signal?: AbortSignal): Promise<Buffer> {
+  const res = await fetch(url, { redirect: 'error', ...(signal ? { signal } : {}) });
+  if (!res.ok || !res.body) throw new Error(`download failed: HTTP ${res.status}`);
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  if (declared > maxBytes) { await res.body.cancel(); throw new AttachmentRefused(`larger than ${Math.round(maxBytes / 1024 / 1024)} MB`); }
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw new AttachmentRefused(`larger than ${Math.round(maxBytes / 1024 / 1024)} MB`);
+    parts.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(parts);
+}
+
+export interface StoredAttachment { id: string; path: string; mime: string; bytes: number }
+
+/** Checks the bytes' type and stores them; throws AttachmentRefused for anything else. */
+export function storeAttachment(home: string, channel: string, bytes: Buffer): StoredAttachment {
+  const kind = sniff(bytes);
+  if (!kind) throw new AttachmentRefused('not an image, PDF or text file');
+  const id = `att_${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}`;
+  const dir = join(home, 'attachments', channel);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, `${id}.${kind.ext}`);
+  writeFileSync(path, bytes, { mode: 0o600 });
+  return { id, path, mime: kind.mime, bytes: bytes.length };
+}
+
+/** The line the agent reads in place of the file. The user's file name is shown, quoted, never used as a path. */
+export function attachmentRef(a: StoredAttachment, name?: string): string {
+  const label = name ? JSON.stringify(name.slice(0, 100)) : a.mime.startsWith('image/') ? 'an image' : 'a file';
+  return `[attachment ${a.id}: ${label}, ${a.mime}, ${Math.max(1, Math.round(a.bytes / 1024))} KB]`;
+}
+
+export function refusedRef(name: string | undefined, reason: string): string {
+  return `[attachment ${name ? JSON.stringify(name.slice(0, 100)) : ''} not accepted: ${reason}]`.replace('  ', ' ');
+}

@@ -1,0 +1,190 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { Api } from 'grammy';
+import { splitEpoch, type ChatAdapter, type ChatCore, type ChatIO, type IncomingChat } from '../chat.js';
+import type { OutboundMessage } from '../contract.js';
+import { backoffMs, sleep } from '../connection.js';
+import { toTelegramHtml } from '../markdown.js';
+import { classifyPollError, classifySendError, isParseError, TOKEN_REJECTED } from './errors.js';
+import { grammySignal, normalizeUpdate, parseChatId, updateSchema, type BotIdentity, type FileRef } from './normalize.js';
+import { ATTACHMENT_MAX_BYTES, AttachmentRefused, attachmentRef, fetchCapped, refusedRef, storeAttachment } from '../attachments.js';
+import { startPolling } from './poll.js';
+
+/*
+ * Telegram through grammY's Api client. Long polling by default (our own getUpdates loop, so the
+ * offset is stored in Redis and acknowledged only after the Inbox took the message); webhook mode
+ * with the secret-token header as an option. Replies are HTML, chunked to 4096 characters.
+ */
+
+export const TELEGRAM_LIMIT = 4096;
+type TelegramConfig = ChatCore['deps']['channels']['telegram'];
+
+export const COMMANDS = [
+  { command: 'start', description: 'Say hello and show what I can do' },
+  { command: 'help', description: 'How to talk to me' },
+  { command: 'new', description: 'Start a fresh conversation' },
+];
+const HELP = 'I am your Bulwark assistant. Write to me like to a person. In groups, mention me or reply to my message.\n\n/new starts a fresh conversation (I forget this chat\'s history).';
+
+function apiFor(core: ChatCore, token: string, cfg: TelegramConfig): Api {
+  return new Api(token, { ...(cfg.api_root ? { apiRoot: cfg.api_root.replace(/\/+$/, '') } : {}), timeoutSeconds: cfg.poll_timeout_s + 15 });
+}
+
+/** `bulwark channels test telegram`: getMe with the stored token. */
+export async function probe(core: ChatCore): Promise<{ ok: boolean; detail: string }> {
+  const token = await core.secret('telegram.token');
+  if (!token) return { ok: false, detail: 'no token: run `bulwark secret add telegram.token` (paste the token from @BotFather)' };
+  try {
+    const me = await apiFor(core, token, core.config as TelegramConfig).getMe();
+    return { ok: true, detail: `token works: the bot is @${me.username} (id ${me.id})` };
+  } catch (err) {
+    const f = classifyPollError(err);
+    return { ok: false, detail: f.kind === 'token' ? TOKEN_REJECTED : core.scrub(f.kind === 'transient' ? f.detail : f.kind) };
+  }
+}
+
+export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
+  const cfg = core.config as TelegramConfig;
+  const token = await core.secret('telegram.token');
+  const webhookSecret = cfg.mode === 'webhook' ? await core.secret('telegram.webhook_secret') : undefined;
+  const stopper = new AbortController();
+  let bot: BotIdentity | undefined;
+  let api: Api | undefined;
+  let stopPolling: (() => Promise<void>) | undefined;
+
+  const ioFor = (a: Api, chatId: string, replyTo: number): ChatIO => {
+    const { chat_id, message_thread_id } = parseChatId(chatId);
+    const thread = message_thread_id !== undefined ? { message_thread_id } : {};
+    return {
+      notice: (text) => a.sendMessage(chat_id, text, { ...thread, reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }),
+      typing: () => a.sendChatAction(chat_id, 'typing', thread),
+    };
+  };
+
+  /** One update → Inbox. Throws only when the message could not be taken (Redis down): then it is not acknowledged. */
+  async function handleUpdate(raw: unknown): Promise<void> {
+    const parsed = updateSchema.safeParse(raw);
+    if (!parsed.success) {
+      core.deps.metrics.errors.inc({ where: 'telegram_payload' });
+      core.logger.warn({ issue: parsed.error.issues[0]?.message, path: parsed.error.issues[0]?.path.join('.') }, 'malformed Telegram update dropped');
+      return;
+    }
+    const n = normalizeUpdate(parsed.data, bot!);
+    if (n.kind === 'skip') { core.logger.debug({ updateId: parsed.data.update_id, reason: n.reason }, 'update skipped'); return; }
+    const io = ioFor(api!, n.chat.chatId, Number(n.chat.messageId.split('/')[1]));
+    if (n.command === 'start' || n.command === 'help' || n.command === 'new') {
+      const admitted = await core.admit(n.chat, io);
+      if (!('ok' in admitted)) return;
+      if (n.command === 'new') {
+        await core.newConversation(n.chat.accountId, n.chat.chatId);
+        await io.notice('Started a new conversation: I no longer see what we said before in this chat.').catch(() => undefined);
+      } else {
+        await io.notice(HELP).catch(() => undefined);
+      }
+      return;
+    }
+    if (!n.file) { await core.receive(n.chat satisfies IncomingChat, io); return; }
+    // Access control before the download: a stranger's upload is never fetched.
+    const admitted = await core.admit(n.chat, io);
+    if (!('ok' in admitted)) return;
+    const ref = await fetchAttachment(n.file);
+    await core.enqueue({ ...n.chat, text: [n.chat.text, ref].filter(Boolean).join('\n\n') }, io);
+  }
+
+  /** getFile + download, capped and type-checked; a refusal becomes a line the agent can explain. */
+  async function fetchAttachment(f: FileRef): Promise<string> {
+    if (f.size !== undefined && f.size > ATTACHMENT_MAX_BYTES) return refusedRef(f.name, `larger than ${ATTACHMENT_MAX_BYTES / 1024 / 1024} MB`);
+    try {
+      const info = await api!.getFile(f.fileId);
+      if (!info.file_path || !/^[\w./-]{1,256}$/.test(info.file_path) || info.file_path.includes('..')) return refusedRef(f.name, 'Telegram returned no usable file path');
+      const root = (cfg.api_root ?? 'https://api.telegram.org').replace(/\/+$/, '');
+      const bytes = await fetchCapped(`${root}/file/bot${token}/${info.file_path}`);
+      const stored = storeAttachment(core.deps.home, core.name, bytes);
+      return attachmentRef(stored, f.name);
+    } catch (err) {
+      if (err instanceof AttachmentRefused) return refusedRef(f.name, err.reason);
+      core.logger.warn({ err: core.scrub((err as Error).message) }, 'could not download an attachment');
+      return refusedRef(f.name, 'the download failed');
+    }
+  }
+
+  async function connect(): Promise<void> {
+    if (!token) { core.state.error('no bot token: run `bulwark secret add telegram.token` (the token from @BotFather), then restart'); return; }
+    api = apiFor(core, token, cfg);
+    for (let attempt = 0; !stopper.signal.aborted; attempt++) {
+      try {
+        const me = await api.getMe(grammySignal(stopper.signal));
+        bot = { id: me.id, username: me.username };
+        await api.setMyCommands(COMMANDS, undefined, grammySignal(stopper.signal)).catch((err: Error) => core.logger.warn({ err: core.scrub(err.message) }, 'setMyCommands failed'));
+        break;
+      } catch (err) {
+        if (stopper.signal.aborted) return;
+        const f = classifyPollError(err);
+        if (f.kind === 'token') { core.state.error(TOKEN_REJECTED); return; }
+        core.state.disconnected(core.scrub(f.kind === 'transient' ? f.detail : f.kind));
+        await sleep(f.kind === 'retry-after' ? f.ms : backoffMs(attempt), stopper.signal);
+      }
+    }
+    if (stopper.signal.aborted || !bot) return;
+    if (cfg.mode === 'webhook') {
+      if (!webhookSecret) { core.state.error('webhook mode needs a secret: run `bulwark secret add telegram.webhook_secret` (letters, digits, _ and -), then restart'); return; }
+      if (cfg.webhook_url) await api.setWebhook(cfg.webhook_url, { secret_token: webhookSecret, allowed_updates: ['message'] });
+      core.state.connected(`@${bot.username}, webhook ${cfg.webhook_path}`);
+      return;
+    }
+    stopPolling = startPolling({ core, api, bot, timeoutS: cfg.poll_timeout_s, signal: stopper.signal, handleUpdate });
+  }
+
+  const started = connect().catch((err: Error) => core.state.error(core.scrub(`could not start: ${err.message}`)));
+
+  async function sendChunk(out: OutboundMessage, html: string, index: number): Promise<string> {
+    if (!api) throw new Error('the Telegram adapter is not connected yet');
+    const { chat_id, message_thread_id } = parseChatId(splitEpoch(out.chatId).chatId);
+    const replyTo = index === 0 && out.replyTo?.includes('/') ? Number(out.replyTo.split('/')[1]) : undefined;
+    const other = {
+      parse_mode: 'HTML' as const,
+      ...(message_thread_id !== undefined ? { message_thread_id } : {}),
+      ...(replyTo ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}),
+    };
+    try {
+      return String((await api.sendMessage(chat_id, html, other)).message_id);
+    } catch (err) {
+      if (!isParseError(err)) throw classifySendError(err);
+      core.logger.warn('Telegram could not parse our HTML; sending this chunk as plain text');
+      const { parse_mode: _drop, ...plainOther } = other;
+      try { return String((await api.sendMessage(chat_id, htmlToText(html), plainOther)).message_id); } catch (e) { throw classifySendError(e); }
+    }
+  }
+
+  return {
+    name: core.name,
+    status: () => core.state.status(),
+    async send(out) {
+      await core.deliver(out, { limit: TELEGRAM_LIMIT, convert: toTelegramHtml, sendChunk: (html, i) => sendChunk(out, html, i) });
+    },
+    registerRoutes(app: FastifyInstance) {
+      if (cfg.mode !== 'webhook') return;
+      const expected = webhookSecret ? createHash('sha256').update(webhookSecret).digest() : undefined;
+      app.post(cfg.webhook_path, async (req, reply) => {
+        const got = req.headers['x-telegram-bot-api-secret-token'];
+        const ok = expected && typeof got === 'string' && timingSafeEqual(createHash('sha256').update(got).digest(), expected);
+        if (!ok) return reply.code(401).send({ error: 'missing or wrong X-Telegram-Bot-Api-Secret-Token' });
+        if (!bot) return reply.code(503).send({ error: 'the Telegram adapter is not connected yet' });
+        // A failure to take the update answers 500, so Telegram redelivers it (the Inbox dedupes).
+        await handleUpdate(req.body);
+        return { ok: true };
+      });
+    },
+    async stop() {
+      stopper.abort();
+      await started;
+      await stopPolling?.();
+      core.close();
+    },
+  };
+}
+
+/** Our own HTML as plain text, for the fallback. */
+function htmlToText(html: string): string {
+  return html.replace(/<[^>]+>/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&');
+}
