@@ -12,6 +12,7 @@ import { registerSandboxCommand } from './sandbox.js';
 import { registerSecret } from './secret.js';
 import { registerStart } from './start.js';
 import { registerLogin, registerStatus } from './status.js';
+import { registerWhatsAppLogin } from './whatsapp-login.js';
 import { fail } from './common.js';
 
 // `bulwark chat | head` closes our stdout early: that is the reader's choice, not an error.
@@ -35,5 +36,8 @@ registerApprovals(program);
 registerSecret(program);
 registerChannels(program);
 registerPairing(program);
+
+// Keep last: adds `login` under the `channels` command, creating it only if no one registered it above.
+registerWhatsAppLogin(program);
 
 program.parseAsync(process.argv).catch(fail);
