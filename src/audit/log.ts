@@ -66,16 +66,25 @@ export function toAuditEntry(row: { seq: number; time: Date; kind: string; actor
   return { ...row, data };
 }
 
+/** Most entries written by one INSERT. */
+const BATCH = 200;
+
+interface Pending { event: AuditEvent; resolve(e: AuditEntry): void; reject(err: Error): void }
+type Prepared = { kind: string; actor: string; subject: string | null; data: string };
+
 /**
- * The append-only, hash-chained audit log. Appends are serialized in this process (one promise
- * chain) and across processes: an entry takes seq = head + 1, and the primary key on seq lets only
- * one appender have it; the loser moves the head along and retries on the new one. Gateway, worker
- * and scheduler sharing one database therefore keep one chain, on SQLite and PostgreSQL alike.
+ * The append-only, hash-chained audit log. Appends are serialized in this process (one drain loop
+ * that writes whatever has queued up as one batch: one head read, one multi-row INSERT, one head
+ * update, however many events) and across processes: a batch takes seq = head + 1 … head + n, and
+ * the primary key on seq lets only one appender have them; the loser moves the head along and
+ * retries on the new one. Gateway, worker and scheduler sharing one database therefore keep one
+ * chain, on SQLite and PostgreSQL alike.
  */
 export class AuditLog {
   /** Writes that failed since start (also reported through `onFailure`). */
   failures = 0;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue: Pending[] = [];
+  private draining: Promise<void> | undefined;
   private backlog = 0;
   private lastHead: { seq: number; hash: string } | undefined;
   private checkpointedSeq = -1;
@@ -94,9 +103,37 @@ export class AuditLog {
   append(event: AuditEvent): Promise<AuditEntry> {
     if (this.backlog >= MAX_BACKLOG) return this.failed(event, new Error(`the audit log is ${MAX_BACKLOG} entries behind (database too slow or unreachable): event dropped`));
     this.backlog += 1;
-    const run = this.tail.then(() => this.appendNow(event)).finally(() => { this.backlog -= 1; });
-    this.tail = run.catch(() => undefined);
+    const run = new Promise<AuditEntry>((resolve, reject) => { this.queue.push({ event, resolve, reject }); }).finally(() => { this.backlog -= 1; });
+    this.kick();
     return run.catch((err: Error) => this.failed(event, err));
+  }
+
+  private kick(): void {
+    this.draining ??= this.drain().finally(() => {
+      this.draining = undefined;
+      if (this.queue.length > 0) this.kick();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, BATCH);
+      const ready: Array<{ item: Pending; fields: Prepared }> = [];
+      for (const item of batch) {
+        try {
+          ready.push({ item, fields: await this.prepare(item.event) });
+        } catch (err) {
+          item.reject(err as Error);
+        }
+      }
+      if (ready.length === 0) continue;
+      try {
+        const entries = await this.appendBatch(ready.map((r) => r.fields));
+        ready.forEach((r, i) => r.item.resolve(entries[i]!));
+      } catch (err) {
+        for (const r of ready) r.item.reject(err as Error);
+      }
+    }
   }
 
   private failed(event: AuditEvent, err: Error): Promise<never> {
@@ -108,7 +145,7 @@ export class AuditLog {
 
   /** Resolves once every event recorded so far is written (or has failed). */
   async flush(): Promise<void> {
-    await this.tail;
+    while (this.draining) await this.draining.catch(() => undefined);
   }
 
   /** Writes a checkpoint of the current head now (also done every N entries and on close). */
@@ -131,32 +168,43 @@ export class AuditLog {
     }
   }
 
-  private async appendNow(event: AuditEvent): Promise<AuditEntry> {
+  /** Validates and cleans one event: no content fields, no credential formats, no vault secrets. */
+  private async prepare(event: AuditEvent): Promise<Prepared> {
     if (!KIND.test(event.kind)) throw new Error(`audit event kind "${event.kind.slice(0, 80)}" is not a dotted lower-case name such as "web.login"`);
     let cleaned = { data: safeAuditData(event.data ?? {}), actor: safeLabel(event.actor) || 'unknown', subject: safeLabel(event.subject) ?? null };
     if (this.opts.holdsSecret) cleaned = await redactKnownSecrets(cleaned, this.opts.holdsSecret);
-    const { actor, subject } = cleaned;
-    const data = canonicalJson(cleaned.data);
+    return { kind: event.kind, actor: cleaned.actor, subject: cleaned.subject, data: canonicalJson(cleaned.data) };
+  }
+
+  private async appendBatch(batch: Prepared[]): Promise<AuditEntry[]> {
     for (let attempt = 1; ; attempt++) {
       const head = await this.db.auditHead.findUnique({ where: { id: 1 } });
       if (!head) throw new Error('the audit chain has no head row (AuditHead id 1): the database was altered; run `bulwark audit verify`');
-      const content = { seq: head.seq + 1, time: new Date(), kind: event.kind, actor, subject, data };
-      const hash = entryHash(head.hash, content);
+      const rows: Array<{ seq: number; time: Date; kind: string; actor: string; subject: string | null; data: string; prevHash: string; hash: string }> = [];
+      let prev = head.hash;
+      for (const [i, f] of batch.entries()) {
+        const content = { seq: head.seq + 1 + i, time: new Date(), ...f };
+        const hash = entryHash(prev, content);
+        rows.push({ ...content, prevHash: prev, hash });
+        prev = hash;
+      }
       try {
         // The insert is the compare-and-swap: seq is the primary key, so of two appenders that read
-        // the same head exactly one gets this seq. Each statement commits on its own, so no lock is
-        // held across an await (a same-process SQLite writer would otherwise block the event loop).
-        await this.db.auditEntry.create({ data: { ...content, prevHash: head.hash, hash } });
+        // the same head exactly one gets these seqs (one statement: all rows or none). Each statement
+        // commits on its own, so no lock is held across an await (a same-process SQLite writer would
+        // otherwise block the event loop).
+        await this.db.auditEntry.createMany({ data: rows });
       } catch (err) {
         if (!isConflict(err) || attempt >= MAX_ATTEMPTS) throw err;
         await this.helpHeadAlong(head);
         await new Promise((r) => setTimeout(r, Math.random() * Math.min(20, attempt)));
         continue;
       }
-      await this.db.auditHead.updateMany({ where: { id: 1, seq: head.seq }, data: { seq: content.seq, hash } });
-      this.lastHead = { seq: content.seq, hash };
-      this.maybeCheckpoint(content.seq, hash);
-      return toAuditEntry({ ...content, prevHash: head.hash, hash });
+      const last = rows.at(-1)!;
+      await this.db.auditHead.updateMany({ where: { id: 1, seq: head.seq }, data: { seq: last.seq, hash: last.hash } });
+      this.lastHead = { seq: last.seq, hash: last.hash };
+      this.maybeCheckpoint(rows);
+      return rows.map(toAuditEntry);
     }
   }
 
@@ -171,14 +219,20 @@ export class AuditLog {
     }
   }
 
-  private maybeCheckpoint(seq: number, hash: string): void {
+  /** Checkpoints every entry of the batch whose seq is a multiple of checkpointEvery. */
+  private maybeCheckpoint(rows: Array<{ seq: number; hash: string }>): void {
     const every = this.opts.checkpointEvery ?? 100;
-    if (!this.opts.home || seq % every !== 0) return;
-    try {
-      writeCheckpoint(this.opts.home, { seq, hash }, this.opts.key);
-      this.checkpointedSeq = seq;
-    } catch (err) {
-      this.opts.logger?.warn({ err: (err as Error).message }, 'could not write an audit checkpoint');
+    if (!this.opts.home) return;
+    for (const at of rows) {
+      if (at.seq % every !== 0) continue;
+      try {
+        writeCheckpoint(this.opts.home, { seq: at.seq, hash: at.hash }, this.opts.key);
+        this.checkpointedSeq = at.seq;
+      } catch (err) {
+        this.opts.logger?.warn({ err: (err as Error).message }, 'could not write an audit checkpoint');
+        return;
+      }
     }
   }
+
 }

@@ -9,17 +9,29 @@ export type OutboundGuard = (text: string) => Promise<Guarded>;
 
 /**
  * A detector over the vault's secrets plus `extra` (the hub's own, e.g. the LLM API key), rebuilt
- * only when the vault changes. Secrets too short to guard without false positives are left out.
+ * only when the vault changes. The vault's version is read at most once per `checkEveryMs`, so the
+ * hot paths (every string sent to the LLM, every audit field) cost no database round trip; a secret
+ * added while the hub runs is guarded within that time. Secrets too short to guard without false
+ * positives are left out.
  */
-export function vaultDetector(source: SecretSource | undefined, extra: SecretEntry[]): () => Promise<LeakDetector> {
-  let cached: { version: number; detector: LeakDetector } | undefined;
-  return async () => {
+export function vaultDetector(source: SecretSource | undefined, extra: SecretEntry[], checkEveryMs = 1000): () => Promise<LeakDetector> {
+  let cached: { version: number; detector: LeakDetector; checkedAt: number } | undefined;
+  let pending: Promise<LeakDetector> | undefined;
+  const refresh = async (): Promise<LeakDetector> => {
     const version = source ? await source.version() : 0;
     if (cached?.version !== version) {
       const entries = [...extra, ...(source ? await source.entries() : [])].filter((s) => s.value.length >= MIN_SECRET_LENGTH);
-      cached = { version, detector: new LeakDetector(entries) };
+      cached = { version, detector: new LeakDetector(entries), checkedAt: Date.now() };
+    } else {
+      cached.checkedAt = Date.now();
     }
     return cached.detector;
+  };
+  return async () => {
+    if (cached && Date.now() - cached.checkedAt < checkEveryMs) return cached.detector;
+    // One refresh at a time: concurrent callers share it instead of each querying the vault.
+    pending ??= refresh().finally(() => { pending = undefined; });
+    return pending;
   };
 }
 
