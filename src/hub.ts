@@ -197,7 +197,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
         closers.push(() => a.stop());
       }
       // Telegram, Slack, Discord, WhatsApp; their tokens come from the vault (telegram.token, …).
-      const chat = await startChatChannels({ redis, inbox: web.inbox, channels: config.channels, logger, metrics, home, secret: opts.secret ?? (async (name) => (await vault.get(name))?.value) });
+      const chat = await startChatChannels({ redis, inbox: web.inbox, channels: config.channels, logger, metrics, home, cipher, secret: opts.secret ?? (async (name) => (await vault.get(name))?.value) });
       for (const a of chat.adapters) adapters.set(a.name, a);
       checks.push(...chat.checks);
       closers.push(() => chat.stop());

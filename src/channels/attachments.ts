@@ -1,14 +1,15 @@
-import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /*
  * Files people send to the bot. Fetched only AFTER access control passed (a stranger's upload is
  * never downloaded), capped in size while streaming (a lying Content-Length does not help), and
  * accepted only when the bytes themselves are an image, a PDF or UTF-8 text — the name and the
- * platform's declared type are not trusted. Stored content-addressed under
- * $BULWARK_HOME/attachments/<channel>/ (directory 0700, files 0600) and handed to the agent as a
- * reference line in the message text.
+ * platform's declared type are not trusted. Stored sealed with the conversation's data key (like
+ * message bodies) under $BULWARK_HOME/attachments/<channel>/ (directory 0700, files 0600), with a
+ * random id — not a hash of the content, which would let anyone holding a guess confirm it — and
+ * handed to the agent as a reference line in the message text.
  */
 
 export const ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024;
@@ -54,16 +55,28 @@ export async function fetchCapped(url: string, maxBytes = ATTACHMENT_MAX_BYTES, 
 
 export interface StoredAttachment { id: string; path: string; mime: string; bytes: number }
 
-/** Checks the bytes' type and stores them; throws AttachmentRefused for anything else. */
-export function storeAttachment(home: string, channel: string, bytes: Buffer): StoredAttachment {
+/** Seals an attachment's bytes (base64) for its conversation, bound to the attachment id. */
+export type AttachmentSealer = (context: string, base64: string) => Promise<string>;
+
+export const attachmentContext = (id: string) => `attachment:${id}`;
+const attachmentPath = (home: string, channel: string, id: string) => join(home, 'attachments', channel, `${id}.sealed`);
+
+/** Checks the bytes' type and stores them sealed; throws AttachmentRefused for anything else. */
+export async function storeAttachment(home: string, channel: string, bytes: Buffer, seal: AttachmentSealer): Promise<StoredAttachment> {
   const kind = sniff(bytes);
   if (!kind) throw new AttachmentRefused('not an image, PDF or text file');
-  const id = `att_${createHash('sha256').update(bytes).digest('hex').slice(0, 32)}`;
-  const dir = join(home, 'attachments', channel);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, `${id}.${kind.ext}`);
-  writeFileSync(path, bytes, { mode: 0o600 });
+  const id = `att_${randomBytes(16).toString('hex')}`;
+  mkdirSync(join(home, 'attachments', channel), { recursive: true, mode: 0o700 });
+  const path = attachmentPath(home, channel, id);
+  writeFileSync(path, JSON.stringify({ mime: kind.mime, sealed: await seal(attachmentContext(id), bytes.toString('base64')) }), { mode: 0o600 });
   return { id, path, mime: kind.mime, bytes: bytes.length };
+}
+
+/** Reads a stored attachment back (for the agent's tools and for the owner). */
+export async function readAttachment(home: string, channel: string, id: string, open: (context: string, sealed: string) => Promise<string>): Promise<{ mime: string; bytes: Buffer }> {
+  if (!/^att_[0-9a-f]{32}$/.test(id)) throw new Error(`"${id.slice(0, 40)}" is not an attachment id`);
+  const stored = JSON.parse(readFileSync(attachmentPath(home, channel, id), 'utf8')) as { mime: string; sealed: string };
+  return { mime: stored.mime, bytes: Buffer.from(await open(attachmentContext(id), stored.sealed), 'base64') };
 }
 
 /** The line the agent reads in place of the file. The user's file name is shown, quoted, never used as a path. */

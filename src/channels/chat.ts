@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ChannelsConfig } from '../config/schema.js';
+import type { TextCipher } from '../conversations/cipher.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { AccessControl, type Verdict } from './access.js';
@@ -33,6 +34,8 @@ export interface ChatDeps {
   secret(name: string): Promise<string | undefined>;
   /** The data directory (attachments, sessions). */
   home: string;
+  /** Seals attachments with the conversation's data key (the vault's cipher, handed in by the hub). */
+  cipher: TextCipher;
 }
 
 /** One platform message, normalized by the adapter. */
@@ -180,6 +183,12 @@ export class ChatCore {
   async newConversation(accountId: string, chatId: string): Promise<string> {
     await this.redis.incr(epochKey(this.name, accountId, chatId));
     return this.conversationId(accountId, chatId);
+  }
+
+  /** Seals a value (an attachment) for the conversation this message belongs to, creating it if needed. */
+  async sealFor(m: Pick<IncomingChat, 'accountId' | 'chatId'>, context: string, text: string): Promise<string> {
+    const chatId = await this.epochChatId(m.accountId, m.chatId);
+    return this.deps.cipher.seal({ id: this.conversationIdOf(m.accountId, chatId), channel: this.name, accountId: m.accountId, chatId }, context, text);
   }
 
   /** Hands an admitted message to the Inbox (dedupe by messageId) and starts typing. */

@@ -87,19 +87,19 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
     // Access control before the download: a stranger's upload is never fetched.
     const admitted = await core.admit(n.chat, io);
     if (!('ok' in admitted)) return;
-    const ref = await fetchAttachment(n.file);
+    const ref = await fetchAttachment(n.file, n.chat);
     await core.enqueue({ ...n.chat, text: [n.chat.text, ref].filter(Boolean).join('\n\n') }, io);
   }
 
   /** getFile + download, capped and type-checked; a refusal becomes a line the agent can explain. */
-  async function fetchAttachment(f: FileRef): Promise<string> {
+  async function fetchAttachment(f: FileRef, chat: IncomingChat): Promise<string> {
     if (f.size !== undefined && f.size > ATTACHMENT_MAX_BYTES) return refusedRef(f.name, `larger than ${ATTACHMENT_MAX_BYTES / 1024 / 1024} MB`);
     try {
       const info = await api!.getFile(f.fileId);
       if (!info.file_path || !/^[\w./-]{1,256}$/.test(info.file_path) || info.file_path.includes('..')) return refusedRef(f.name, 'Telegram returned no usable file path');
       const root = (cfg.api_root ?? 'https://api.telegram.org').replace(/\/+$/, '');
       const bytes = await fetchCapped(`${root}/file/bot${token}/${info.file_path}`);
-      const stored = storeAttachment(core.deps.home, core.name, bytes);
+      const stored = await storeAttachment(core.deps.home, core.name, bytes, (context, b64) => core.sealFor(chat, context, b64));
       return attachmentRef(stored, f.name);
     } catch (err) {
       if (err instanceof AttachmentRefused) return refusedRef(f.name, err.reason);
