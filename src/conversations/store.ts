@@ -90,9 +90,10 @@ export class ConversationStore {
   }
 
   /** Stores a message once: a second call with the same id returns the first one's row. */
-  async appendMessage(m: NewMessage, conv?: ConversationKey): Promise<StoredMessage> {
+  async appendMessage(m: NewMessage): Promise<StoredMessage> {
     try {
-      const body = await this.cipher.seal(conv ?? m.conversationId, messageContext(m.id, m.role), m.text);
+      // The conversation exists (ensureConversation ran first), so its data key can be found or made.
+      const body = await this.cipher.seal(m.conversationId, messageContext(m.id, m.role), m.text);
       const row = await this.db.message.create({
         data: {
           id: m.id, conversationId: m.conversationId, role: m.role, body, sealed: true,

@@ -1,7 +1,8 @@
 import { checkDestination, EgressDeniedError, type Egress, type EgressRequest, type EgressResponse } from '../sandbox/egress.js';
 import { rawCredential } from './credentials.js';
 import { injectSecrets, type Injected } from './inject.js';
-import { LeakDetector, MIN_SECRET_LENGTH } from './leak.js';
+import { vaultDetector } from './guard.js';
+import { LeakDetector } from './leak.js';
 import { HANDLE_RE } from './policy.js';
 import type { SecretSource } from './source.js';
 
@@ -36,16 +37,7 @@ export interface VaultEgressOptions {
  * secret handles become values only on the way to a destination their policy names.
  */
 export function createVaultEgress(inner: Egress, source: SecretSource, opts: VaultEgressOptions = {}): Egress {
-  let cached: { version: number; detector: Promise<LeakDetector> } | undefined;
-  const vaultDetector = async (): Promise<LeakDetector> => {
-    const version = await source.version();
-    if (cached?.version !== version) {
-      const detector = source.entries().then((all) => new LeakDetector(all.filter((s) => s.value.length >= MIN_SECRET_LENGTH)));
-      cached = { version, detector };
-      detector.catch(() => { if (cached?.detector === detector) cached = undefined; });
-    }
-    return cached.detector;
-  };
+  const detectorOfVault = vaultDetector(source, []);
   const emit = (e: EgressEvent): void => {
     try {
       opts.onEvent?.(e);
@@ -71,7 +63,7 @@ export function createVaultEgress(inner: Egress, source: SecretSource, opts: Vau
 
       let detector: LeakDetector;
       try {
-        detector = await vaultDetector();
+        detector = await detectorOfVault();
       } catch (err) {
         // Fail closed: without the vault's values no request can be checked for smuggled secrets.
         emit({ kind: 'refused', ...where, secrets: [], reason: `vault unreadable: ${(err as Error).message}` });
