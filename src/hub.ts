@@ -174,6 +174,8 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       toolset, guard: guardFor('routine'), metrics, logger,
     });
     closers.push(() => routines.close());
+    // Routines the agent asked for are created by the control plane once the owner approved them.
+    control.gateway.setApplier('create_routine', routines.applyApproved);
 
     const workers: Worker[] = [];
     const adapters = new Map<string, ChannelAdapter>();

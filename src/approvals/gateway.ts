@@ -150,6 +150,11 @@ export class ApprovalGateway {
     return { action: hit.rule.action, policy };
   }
 
+  /** Lets the module that owns a kind of change apply it (routines start after the control plane). */
+  setApplier(kind: ChangeKind, applier: Applier): void {
+    this.appliers[kind] = applier;
+  }
+
   private async apply(req: ApprovalRequest): Promise<ApprovalRequest> {
     const applier = this.appliers[req.kind];
     if (!applier) return req; // Stays approved until the module that owns this kind applies it.

@@ -18,6 +18,7 @@ import { ROUTINES } from './queue.js';
 import { DEFAULT_OWNER } from './spec.js';
 import { RoutineStore, type WebhookKeySealer } from './store.js';
 import { syncSchedules } from './sync.js';
+import { routineApplier } from './approved.js';
 import { registerWebhookRoute } from './webhook.js';
 import { startRoutineWorker } from './worker.js';
 
@@ -56,6 +57,8 @@ export interface Routines {
   queue: Queue;
   /** `/routines` in chat, for the agent worker. */
   chatCommand: ChatCommand;
+  /** Creates a routine the owner approved (an approval gateway applier for create_routine). */
+  applyApproved: ReturnType<typeof routineApplier>;
   /** The webhook route and the CLI's API (gateway roles only). */
   registerRoutes(app: FastifyInstance, opts: { apiToken: string }): Promise<void>;
   close(): Promise<void>;
@@ -102,6 +105,7 @@ export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
     workers,
     queue,
     chatCommand: routineCommands({ store, queue, owner }),
+    applyApproved: routineApplier({ db: deps.db, store, queue, logger, defaults: { timezone: config.routines.timezone, maxTokensPerRun: config.routines.max_tokens_per_run, maxTokensPerDay: config.routines.max_tokens_per_day } }),
     registerRoutes: async (app, opts) => {
       registerRoutineApi(app, { store, queue, apiToken: opts.apiToken, owner, logger });
       await registerWebhookRoute(app, { store, queue, redis: deps.redis, maxBytes: config.routines.webhook_max_bytes, logger });
