@@ -18,6 +18,10 @@ const ping: HostFunction<[unknown?]> = {
 };
 const grant = { http: [], tools: ['test.ping'] };
 const fast = { timeoutMs: 300 };
+// Attacks that must end on another limit (memory, stack, output) get a deadline far beyond what they
+// need: the interpreter threads run at lowered priority, so on a busy machine the default 2 s
+// deadline could win the race and the test would see `timeout` instead of the limit it checks.
+const ROOMY = { timeoutMs: 30_000 };
 
 describe('resource limits', () => {
   let sandbox: Sandbox;
@@ -46,12 +50,12 @@ describe('resource limits', () => {
   });
 
   it('caps total memory: one big allocation, many small ones, strings, pending jobs', async () => {
-    assert.equal(kind(await sandbox.run('return new ArrayBuffer(100 << 20).byteLength')), 'memory');
-    assert.equal(kind(await sandbox.run('const a = []; for (;;) a.push({ n: a.length })')), 'memory');
-    assert.equal(kind(await sandbox.run('const a = []; for (;;) a.push("y".repeat(1000) + a.length)')), 'memory');
-    assert.equal(kind(await sandbox.run('const m = new Map(); for (let i = 0; ; i++) m.set(i, [i])', { limits: { memoryMb: 16 } })), 'memory');
-    assert.equal(kind(await sandbox.run('Promise.resolve().then(function loop() { return Promise.resolve().then(loop) }); await new Promise(() => {})')), 'memory');
-    const r = await sandbox.run('const a = []; try { for (;;) a.push([a.length]) } catch (e) { return "caught " + e.message }');
+    assert.equal(kind(await sandbox.run('return new ArrayBuffer(100 << 20).byteLength', { limits: ROOMY })), 'memory');
+    assert.equal(kind(await sandbox.run('const a = []; for (;;) a.push({ n: a.length })', { limits: ROOMY })), 'memory');
+    assert.equal(kind(await sandbox.run('const a = []; for (;;) a.push("y".repeat(1000) + a.length)', { limits: ROOMY })), 'memory');
+    assert.equal(kind(await sandbox.run('const m = new Map(); for (let i = 0; ; i++) m.set(i, [i])', { limits: { ...ROOMY, memoryMb: 16 } })), 'memory');
+    assert.equal(kind(await sandbox.run('Promise.resolve().then(function loop() { return Promise.resolve().then(loop) }); await new Promise(() => {})', { limits: ROOMY })), 'memory');
+    const r = await sandbox.run('const a = []; try { for (;;) a.push([a.length]) } catch (e) { return "caught " + e.message }', { limits: ROOMY });
     // Catching the OOM is allowed; the guest still cannot get past the cap.
     if (r.ok) assert.match(String(r.value), /out of memory/);
     else assert.equal(r.error.kind, 'memory');
@@ -59,23 +63,23 @@ describe('resource limits', () => {
   });
 
   it('ends deep recursion with a stack error', async () => {
-    assert.equal(kind(await sandbox.run('function f() { return f() + 1 } return f()')), 'stack');
-    assert.equal(kind(await sandbox.run('const a = []; let c = a; for (let i = 0; i < 1e5; i++) { const n = []; c.push(n); c = n } return String(a).length')), 'stack');
-    assert.equal(kind(await sandbox.run('async function f() { return await f() } return await f()')), 'stack');
-    assert.equal(kind(await sandbox.run('return JSON.parse("[".repeat(1e5) + "]".repeat(1e5))')), 'stack');
+    assert.equal(kind(await sandbox.run('function f() { return f() + 1 } return f()', { limits: ROOMY })), 'stack');
+    assert.equal(kind(await sandbox.run('const a = []; let c = a; for (let i = 0; i < 1e5; i++) { const n = []; c.push(n); c = n } return String(a).length', { limits: ROOMY })), 'stack');
+    assert.equal(kind(await sandbox.run('async function f() { return await f() } return await f()', { limits: ROOMY })), 'stack');
+    assert.equal(kind(await sandbox.run('return JSON.parse("[".repeat(1e5) + "]".repeat(1e5))', { limits: ROOMY })), 'stack');
     // The largest allowed stack still ends in a clean error, well inside the worker thread's own stack.
-    assert.equal(kind(await sandbox.run('function f() { return f() + 1 } return f()', { limits: { stackKb: 1024 } })), 'stack');
-    assert.equal(value(await sandbox.run('function f(n) { return n ? 1 + f(n - 1) : 0 } return f(500)')), 500);
+    assert.equal(kind(await sandbox.run('function f() { return f() + 1 } return f()', { limits: { ...ROOMY, stackKb: 1024 } })), 'stack');
+    assert.equal(value(await sandbox.run('function f(n) { return n ? 1 + f(n - 1) : 0 } return f(500)', { limits: ROOMY })), 500);
   });
 
   it('caps output: console floods and oversized results', async () => {
-    const flood = await sandbox.run('for (;;) console.log("x".repeat(1000))');
+    const flood = await sandbox.run('for (;;) console.log("x".repeat(1000))', { limits: ROOMY });
     assert.equal(kind(flood), 'output');
     const logged = flood.logs.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
     assert.ok(logged <= 64 * 1024, `kept ${logged} bytes of logs`);
-    assert.equal(kind(await sandbox.run('for (;;) console.log()')), 'output');
-    assert.equal(kind(await sandbox.run('return "x".repeat(1e6)')), 'output');
-    assert.equal(kind(await sandbox.run('return "x".repeat(5000)', { limits: { outputBytes: 4096 } })), 'output');
+    assert.equal(kind(await sandbox.run('for (;;) console.log()', { limits: ROOMY })), 'output');
+    assert.equal(kind(await sandbox.run('return "x".repeat(1e6)', { limits: ROOMY })), 'output');
+    assert.equal(kind(await sandbox.run('return "x".repeat(5000)', { limits: { ...ROOMY, outputBytes: 4096 } })), 'output');
   });
 
   it('caps host calls: floods with and without await, huge arguments, huge responses', async () => {
