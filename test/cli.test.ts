@@ -52,6 +52,7 @@ describe('bulwark CLI', () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /ok {3}LLM: openai-compatible standin-model/);
     assert.match(r.stdout, /ok {3}hub: running and ready/);
+    assert.match(r.stdout, /ok {3}vault: master key from .*master\.key \(0600\) opens the vault \(0 secrets\)/);
   });
 
   it('doctor names what is broken and how to fix it', async () => {
@@ -60,6 +61,8 @@ describe('bulwark CLI', () => {
     assert.match(r.stdout, /FAIL Redis at redis:\/\/127\.0\.0\.1:1\/? is not reachable/);
     assert.match(r.stdout, /FAIL LLM: http:\/\/127\.0\.0\.1:1\/v1 is not reachable/);
     assert.match(r.stdout, /fix: /);
+    const wrongKey = await runCli(['doctor'], { ...env, BULWARK_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') });
+    assert.match(wrongKey.stdout, /FAIL vault: the master key in BULWARK_MASTER_KEY does not open this database's vault/);
   });
 
   it('status and chat say the hub is not running instead of crashing', async () => {

@@ -4,6 +4,9 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ConfigError, loadConfig, type LoadedConfig } from '../config/load.js';
 import { resolveDbTarget } from '../db/client.js';
+import type { UserError } from '../errors.js';
+import { openVault } from '../vault/index.js';
+import { keyFilePath, loadMasterKey } from '../vault/master-key.js';
 import { createRedis, displayRedis } from '../queues.js';
 import { findRedisServer, redisInstallHint, redisServerVersion } from '../redis/embedded.js';
 
@@ -67,6 +70,29 @@ async function checkDatabase(loaded: LoadedConfig): Promise<Finding> {
   }
 }
 
+/** The master key: present (or about to be created), private, and the one this database's vault was made with. */
+async function checkVault(loaded: LoadedConfig): Promise<Finding> {
+  let source: string;
+  try {
+    const key = loadMasterKey(loaded.home, { create: false });
+    source = key.source === 'env' ? 'BULWARK_MASTER_KEY' : `${key.path} (0600)`;
+  } catch (err) {
+    if (/no master key/.test((err as Error).message)) return { level: 'ok', what: `vault: no master key yet; the first start creates ${keyFilePath(loaded.home)} (back it up)` };
+    return { level: 'fail', what: `vault: ${(err as Error).message}`, ...((err as UserError).fix ? { fix: (err as UserError).fix } : {}) };
+  }
+  try {
+    const { vault, close } = await openVault(loaded);
+    try {
+      const n = (await vault.list()).length;
+      return { level: 'ok', what: `vault: master key from ${source} opens the vault (${n} secret${n === 1 ? '' : 's'})` };
+    } finally {
+      await close();
+    }
+  } catch (err) {
+    return { level: 'fail', what: `vault: ${(err as Error).message}`, ...((err as UserError).fix ? { fix: (err as UserError).fix } : {}) };
+  }
+}
+
 /** Asks the provider's model list endpoint: proves the URL, the network and the key, without spending tokens. */
 async function checkLlm(loaded: LoadedConfig): Promise<Finding> {
   const llm = loaded.config.llm;
@@ -114,7 +140,7 @@ export function registerDoctor(program: Command): void {
         if (!(err instanceof ConfigError)) throw err;
         findings.push(...err.problems.map((p) => ({ level: 'fail' as const, what: `config: ${p}` })));
       }
-      if (loaded) findings.push(...(await Promise.all([checkRedis(loaded), checkDatabase(loaded), checkLlm(loaded), checkHub(loaded)])));
+      if (loaded) findings.push(...(await Promise.all([checkRedis(loaded), checkDatabase(loaded), checkVault(loaded), checkLlm(loaded), checkHub(loaded)])));
       for (const f of findings) process.stdout.write(`${MARK[f.level]} ${f.what}${f.fix ? `\n     fix: ${f.fix}` : ''}\n`);
       const failed = findings.filter((f) => f.level === 'fail').length;
       process.stdout.write(failed ? `\n${failed} problem(s) to fix.\n` : '\nEverything needed to run Bulwark is in place.\n');
