@@ -9,6 +9,7 @@ import type { ChannelAdapter } from './channels/contract.js';
 import { Inbox } from './channels/inbox.js';
 import { startOutbox } from './channels/outbox.js';
 import { startChatChannels } from './channels/index.js';
+import { APPROVAL_PROMPTS, queueOwnerPrompt, startOwnerPrompts } from './channels/approvals.js';
 import { WebChannel, WebFanout } from './channels/web/index.js';
 import type { LoadedConfig } from './config/load.js';
 import { ConversationStore } from './conversations/store.js';
@@ -119,7 +120,10 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     ];
 
     // The audit log and the approval gateway: capability changes wait for an owner; all is recorded.
-    const control = await createControlPlane({ db, home, config, role, vault, store, outbound, cipher, metrics, logger });
+    // Requests that wait for a human are DMed to the owners by whichever gateway process runs the chat channels.
+    const ownerPrompts = createQueue(APPROVAL_PROMPTS, redisTarget);
+    closers.push(() => ownerPrompts.close());
+    const control = await createControlPlane({ db, home, config, role, vault, store, outbound, cipher, metrics, logger, onPending: (req) => queueOwnerPrompt(ownerPrompts, req.id) });
     closers.push(() => control.close());
 
     // The sandbox reaches the network only through the vault's egress: handles become values only
@@ -199,12 +203,13 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
         closers.push(() => a.stop());
       }
       // Telegram, Slack, Discord, WhatsApp; their tokens come from the vault (telegram.token, …).
-      const chat = await startChatChannels({ redis, inbox: web.inbox, channels: config.channels, logger, metrics, home, cipher, secret: opts.secret ?? (async (name) => (await vault.get(name))?.value) });
+      const chat = await startChatChannels({ redis, inbox: web.inbox, channels: config.channels, logger, metrics, home, cipher, secret: opts.secret ?? (async (name) => (await vault.get(name))?.value), approvals: control.gateway, audit: control.audit.sink });
       for (const a of chat.adapters) adapters.set(a.name, a);
       checks.push(...chat.checks);
       closers.push(() => chat.stop());
       chatRoutes = chat.registerRoutes;
       workers.push(startOutbox({ redisTarget, adapters, cipher, metrics, logger, audit: control.audit.sink }));
+      workers.push(startOwnerPrompts({ redisTarget, get: (id) => control.gateway.get(id), promptOwners: chat.promptOwners, logger }));
     }
 
     if (role === 'all' || role === 'worker') {

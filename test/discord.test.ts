@@ -1,9 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { readAttachment } from '../src/channels/attachments.js';
+import { openDb, resolveDbTarget } from '../src/db/client.js';
+import { openVaultOn } from '../src/vault/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { startHub, type Hub, type Role } from '../src/hub.js';
 import { createLogger, silentLogger, type Logger } from '../src/logger.js';
@@ -154,6 +157,54 @@ describe('Discord: real discord.js ↔ gateway/REST stand-in ↔ hub ↔ agent',
     discord.userMessage({ channelId: dm, author: stranger, content: 'now?', dm: true });
     const [reply] = await until('answer after approval', () => { const r = repliesIn(dm, since); return r.length ? r : undefined; });
     assert.equal(reply!.body.content, 'echo: now?');
+  });
+
+  it('attachments: an admitted sender\'s PNG is fetched from the CDN, stored sealed and referenced; a fake .jpg, a foreign host and a stranger\'s file are not', async () => {
+    const chan = snowflake();
+    const since = Date.now();
+    const reply = (text: string) => until(`reply "${text}"`, () => repliesIn(chan, since).find((c) => String(c.body.content).includes(text)));
+    const cdnGets = () => discord.calls.filter((c) => c.method === 'GET' && c.path.startsWith('/attachments/'));
+    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(2000, 7)]);
+    discord.userMessage({ channelId: chan, author: owner, content: 'what is this?', dm: true, attachments: [discord.addFile(png, 'chart.png', 'image/png')] });
+    const got = await reply('echo: what is this?');
+    // (The echo comes back as Discord Markdown, where "_" is escaped.)
+    const m = /\[attachment att\\?_([0-9a-f]{32}): "chart\.png", image\/png, 2 KB\]/.exec(String(got.body.content));
+    assert.ok(m, JSON.stringify(got.body.content));
+    assert.equal(cdnGets().length, 1);
+    assert.equal(cdnGets()[0]!.auth, undefined, 'no token goes to the CDN');
+    const stored = readFileSync(join(t.home, 'attachments', 'discord', `att_${m[1]}.sealed`));
+    assert.ok(!stored.includes(png.subarray(0, 64)) && !stored.toString('utf8').includes(png.toString('base64').slice(0, 40)), 'the file is stored in the clear');
+    const db = await openDb(resolveDbTarget(undefined, t.home));
+    try {
+      const { cipher } = await openVaultOn(db, t.home, { create: false });
+      const convs = await db.conversation.findMany({ where: { channel: 'discord' }, select: { id: true, chatId: true } });
+      const open = (id: string) => readAttachment(t.home, 'discord', `att_${m[1]}`, (context, sealed) => cipher.open(id, context, sealed));
+      const own = convs.find((c) => c.chatId === chan)!;
+      assert.deepEqual((await open(own.id)).bytes, png, 'the conversation\'s key opens it');
+      const others = convs.filter((c) => c !== own);
+      assert.ok(others.length > 0);
+      for (const c of others) await assert.rejects(open(c.id), 'another conversation cannot open it');
+    } finally {
+      await db.$disconnect();
+    }
+
+    // An executable named like a photo: refused by its bytes.
+    discord.userMessage({ channelId: chan, author: owner, content: '', dm: true, attachments: [discord.addFile(Buffer.concat([Buffer.from('MZ'), Buffer.alloc(500, 0)]), 'holiday.jpg', 'image/jpeg')] });
+    await reply('[attachment "holiday.jpg" not accepted: not an image, PDF or text file]');
+
+    // A link to somewhere other than the CDN is not fetched.
+    const before = cdnGets().length;
+    const file = discord.addFile(Buffer.from('hello'), 'note.txt', 'text/plain');
+    discord.userMessage({ channelId: chan, author: owner, content: 'and this?', dm: true, attachments: [{ ...file, url: String(file.url).replace('127.0.0.1', 'localhost') }] });
+    await reply('not accepted: its link is not on Discord');
+    assert.equal(cdnGets().length, before);
+
+    // A stranger's file is never downloaded: they get the pairing prompt.
+    const stranger = user('stranger-with-file');
+    const strangerDm = snowflake();
+    discord.userMessage({ channelId: strangerDm, author: stranger, content: 'look', dm: true, attachments: [file] });
+    await until('pairing prompt', () => repliesIn(strangerDm, since).length > 0);
+    assert.equal(cdnGets().length, before, 'no download for a stranger');
   });
 
   it('chunks a long reply at 2,000 characters without breaking the code block', async () => {

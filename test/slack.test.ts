@@ -1,6 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readAttachment } from '../src/channels/attachments.js';
+import { openDb, resolveDbTarget } from '../src/db/client.js';
+import { openVaultOn } from '../src/vault/index.js';
 import { inboundJobId } from '../src/channels/contract.js';
 import { WORKING_TEXT } from '../src/channels/slack/send.js';
 import { INBOUND, PREFIX } from '../src/queues.js';
@@ -113,6 +118,51 @@ describe('Slack (Socket Mode): real Bolt ↔ Slack stand-in ↔ hub ↔ agent', 
     await slack.sendEvent(dm(stranger, chan, 'now?'));
     await until('answer after approval', () => withText(slack, chan, 'echo: now?').length > 0);
     assert.deepEqual(llm.requests.slice(before).map(lastUserText), ['now?']);
+  });
+
+  it('files: an admitted sender\'s PNG is fetched with the bot token, stored sealed and referenced; a fake .jpg, a foreign host and a stranger\'s file are not', async () => {
+    const chan = 'DFILES001';
+    const reply = (text: string) => until(`reply "${text}"`, () => visible(slack, chan).find((c) => String(c.args.text).includes(text)));
+    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(2000, 7)]);
+    const file = slack.addFile(png, 'chart.png', 'image/png');
+    await slack.sendEvent(dm(OWNER, chan, 'what is this?', { subtype: 'file_share', files: [file] }));
+    const got = await reply('echo: what is this?');
+    const m = /\[attachment (att_[0-9a-f]{32}): "chart\.png", image\/png, 2 KB\]/.exec(String(got.args.text));
+    assert.ok(m, String(got.args.text));
+    assert.deepEqual(slack.downloads.map((d) => d.auth), [BOT_TOKEN], 'one download, with the bot token');
+    const stored = readFileSync(join(t.home, 'attachments', 'slack', `${m[1]}.sealed`));
+    assert.ok(!stored.includes(png.subarray(0, 64)) && !stored.toString('utf8').includes(png.toString('base64').slice(0, 40)), 'the file is stored in the clear');
+    const db = await openDb(resolveDbTarget(undefined, t.home));
+    try {
+      const { cipher } = await openVaultOn(db, t.home, { create: false });
+      const convs = await db.conversation.findMany({ where: { channel: 'slack' }, select: { id: true, chatId: true } });
+      const open = (id: string) => readAttachment(t.home, 'slack', m[1]!, (context, sealed) => cipher.open(id, context, sealed));
+      const own = convs.find((c) => c.chatId === chan)!;
+      assert.deepEqual((await open(own.id)).bytes, png, 'the conversation\'s key opens it');
+      const others = convs.filter((c) => c !== own);
+      assert.ok(others.length > 0);
+      for (const c of others) await assert.rejects(open(c.id), 'another conversation cannot open it');
+    } finally {
+      await db.$disconnect();
+    }
+
+    // An executable named like a photo: refused by its bytes.
+    await slack.sendEvent(dm(OWNER, chan, '', { subtype: 'file_share', files: [slack.addFile(Buffer.concat([Buffer.from('MZ'), Buffer.alloc(500, 0)]), 'holiday.jpg', 'image/jpeg')] }));
+    await reply('[attachment "holiday.jpg" not accepted: not an image, PDF or text file]');
+
+    // A file URL on another host (an attacker-controlled event field): refused, and no request carries the token there.
+    const elsewhere = slack.addFile(Buffer.from('secret plans'), 'plans.txt', 'text/plain');
+    const port = new URL(slack.apiUrl).port;
+    const foreign = { ...elsewhere, url_private_download: String(elsewhere.url_private_download).replace('127.0.0.1', 'localhost'), url_private: `http://localhost:${port}/files-pri/x` };
+    const before = slack.downloads.length;
+    await slack.sendEvent(dm(OWNER, chan, 'and this?', { subtype: 'file_share', files: [foreign] }));
+    await reply('not accepted: its link is not on Slack');
+    assert.equal(slack.downloads.length, before, 'nothing was requested from the other host');
+
+    // A stranger's file is never downloaded: they get the pairing prompt.
+    await slack.sendEvent(dm('USTRANGE2', 'DSTRANGE2', 'look', { subtype: 'file_share', files: [slack.addFile(Buffer.from('hello'), 'a.txt', 'text/plain')] }));
+    await until('pairing prompt', () => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'DSTRANGE2'));
+    assert.equal(slack.downloads.length, before, 'no download for a stranger');
   });
 
   it('chunks a long reply under 3,900 characters, never splitting a code fence', async () => {

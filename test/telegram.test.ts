@@ -139,6 +139,14 @@ rate_per_chat_ms = 20
     tg.message({ chat: dmWith(STRANGER), from: STRANGER, text: 'now?' });
     await waitFor(() => repliesTo(tg, STRANGER.id, 'echo: now?').length === 1, 'the answer after approval');
     assert.ok(!llm.requests.map(lastUserText).some((t) => t.includes('let me in') || t.includes('hello??')), 'messages before approval were not queued');
+    // Letting someone in is a capability change: it is in the audit log (who, not what they wrote).
+    const db = await openDb(resolveDbTarget(undefined, home));
+    try {
+      const entries = await db.auditEntry.findMany({ where: { kind: 'pairing.approved' } });
+      assert.deepEqual(entries.map((e) => [e.actor, e.subject]), [['owner', `telegram:${STRANGER.id}`]]);
+    } finally {
+      await db.$disconnect();
+    }
   });
 
   it('the CLI: pairing list/approve, channels list/test/disable/enable', async () => {

@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Client, type ClientInfo, type Message } from 'whatsapp-web.js';
 import wweb from 'whatsapp-web.js';
+import { readAttachment } from '../src/channels/attachments.js';
+import { openDb, resolveDbTarget } from '../src/db/client.js';
+import { openVaultOn } from '../src/vault/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { startHub, type Hub, type Role } from '../src/hub.js';
 import { silentLogger } from '../src/logger.js';
@@ -70,14 +73,14 @@ async function channelCheck(url: string): Promise<{ ok: boolean; detail?: string
 }
 
 /** `toml` is the [channels.whatsapp] section's body; Chromium defaults to any existing file (it is never launched). */
-async function startWhatsAppHub(o: { redisUrl: string; toml: string; env?: Record<string, string>; linked: boolean; role?: Role; chromium?: string }): Promise<{ hub: Hub; api: ApiClient; close(): Promise<void> }> {
+async function startWhatsAppHub(o: { redisUrl: string; toml: string; env?: Record<string, string>; linked: boolean; role?: Role; chromium?: string }): Promise<{ hub: Hub; api: ApiClient; home: string; close(): Promise<void> }> {
   const home = mkdtempSync(join(tmpdir(), 'bulwark-whatsapp-'));
   writeFileSync(join(home, 'bulwark.toml'), `[channels.whatsapp]\nenabled = true\nchromium_path = ${JSON.stringify(o.chromium ?? process.execPath)}\n${o.toml}`);
   if (o.linked) { mkdirSync(join(home, 'whatsapp', 'session-bulwark'), { recursive: true }); markLinked(home, '15550001111'); }
   const loaded = loadConfig({ BULWARK_HOME: home, BULWARK_PORT: '0', REDIS_URL: o.redisUrl, ...o.env }, home);
   const hub = await startHub({ loaded, role: o.role ?? 'all', logger: silentLogger() });
   const api = new ApiClient(hub.url, readFileSync(join(home, 'api-token'), 'utf8').trim());
-  return { hub, api, close: async () => { await hub.close(); rmSync(home, { recursive: true, force: true }); } };
+  return { hub, api, home, close: async () => { await hub.close(); rmSync(home, { recursive: true, force: true }); } };
 }
 
 describe('WhatsApp: the real whatsapp-web.js Client and Message ↔ hub ↔ agent', () => {
@@ -168,6 +171,58 @@ describe('WhatsApp: the real whatsapp-web.js Client and Message ↔ hub ↔ agen
     emit(raw({ from: stranger, body: 'and now?' }));
     const [reply] = await until('answer after approval', () => { const r = sentTo(stranger, since); return r.length ? r : undefined; });
     assert.equal(reply!.content, 'echo: and now?');
+  });
+
+  it('media: an admitted sender\'s PNG is downloaded, stored sealed and referenced; a fake .jpg and a stranger\'s media are not', async () => {
+    let downloads = 0;
+    /** A real media Message (directPath set, so hasMedia) whose downloadMedia, which needs the browser, returns `bytes`. */
+    const emitMedia = (o: { from: string; caption: string; type: string; filename?: string; bytes: Buffer; mimetype: string }) => {
+      const r = { ...raw({ from: o.from, body: '', type: o.type }), directPath: '/v/t62.7118-24/standin', caption: o.caption, mimetype: o.mimetype, size: o.bytes.length, ...(o.filename ? { filename: o.filename } : {}) };
+      const msg = new real.Message(client, r);
+      assert.equal(msg.hasMedia, true);
+      msg.downloadMedia = async () => { downloads += 1; return new wweb.MessageMedia(o.mimetype, o.bytes.toString('base64'), o.filename ?? null, o.bytes.length); };
+      client.emit('message', msg);
+    };
+    const since = sent.length;
+    const reply = (to: string, text: string) => until(`reply "${text}"`, () => sentTo(to, since).find((s) => s.content.includes(text)));
+    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(2000, 7)]);
+    emitMedia({ from: OWNER, caption: 'what is this?', type: 'image', bytes: png, mimetype: 'image/png' });
+    const got = await reply(OWNER, 'echo: what is this?');
+    const m = /\[attachment att\\?_([0-9a-f]{32}): an image, image\/png, 2 KB\]/.exec(got.content);
+    assert.ok(m, got.content);
+    assert.equal(downloads, 1);
+    const id = `att_${m[1]}`;
+    const stored = readFileSync(join(t.home, 'attachments', 'whatsapp', `${id}.sealed`));
+    assert.ok(!stored.includes(png.subarray(0, 64)) && !stored.toString('utf8').includes(png.toString('base64').slice(0, 40)), 'the file is stored in the clear');
+    const db = await openDb(resolveDbTarget(undefined, t.home));
+    try {
+      const { cipher } = await openVaultOn(db, t.home, { create: false });
+      const convs = await db.conversation.findMany({ where: { channel: 'whatsapp' }, select: { id: true, chatId: true } });
+      const open = (cid: string) => readAttachment(t.home, 'whatsapp', id, (context, sealed) => cipher.open(cid, context, sealed));
+      const own = convs.find((c) => c.chatId === OWNER)!;
+      assert.deepEqual((await open(own.id)).bytes, png, 'the conversation\'s key opens it');
+      const others = convs.filter((c) => c !== own);
+      assert.ok(others.length > 0);
+      for (const c of others) await assert.rejects(open(c.id), 'another conversation cannot open it');
+    } finally {
+      await db.$disconnect();
+    }
+
+    // An executable sent as a document named like a photo: refused by its bytes.
+    emitMedia({ from: OWNER, caption: '', type: 'document', filename: 'holiday.jpg', bytes: Buffer.concat([Buffer.from('MZ'), Buffer.alloc(500, 0)]), mimetype: 'image/jpeg' });
+    await reply(OWNER, '[attachment "holiday.jpg" not accepted: not an image, PDF or text file]');
+
+    // A video is never an accepted kind: refused without pulling it out of the browser.
+    const before = downloads;
+    emitMedia({ from: OWNER, caption: 'a clip', type: 'video', bytes: Buffer.alloc(100, 1), mimetype: 'video/mp4' });
+    await reply(OWNER, 'not accepted: videos are not read');
+    assert.equal(downloads, before, 'the video was not downloaded');
+
+    // A stranger's media is never downloaded: they get the pairing prompt.
+    const stranger = '15559990000@c.us';
+    emitMedia({ from: stranger, caption: 'look', type: 'image', bytes: png, mimetype: 'image/png' });
+    await until('pairing prompt', () => sentTo(stranger, since).length > 0);
+    assert.equal(downloads, before, 'no download for a stranger');
   });
 
   it('chunks a long reply at 4,000 characters, code blocks intact', async () => {

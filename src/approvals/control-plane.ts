@@ -17,7 +17,18 @@ import { loadRules, type Rule } from './rules.js';
 import { secretHostCheck } from './secret-check.js';
 import { ApprovalStore } from './store.js';
 import { createRequestCapabilityTool, REQUEST_CAPABILITY_PROMPT } from './tool.js';
-import { DEFAULT_AGENT } from './types.js';
+import { DEFAULT_AGENT, type ApprovalRequest } from './types.js';
+
+/** The gateway that also announces requests left for a human (the owners' DMs); a failed announcement is logged, the request stands. */
+class AnnouncingGateway extends ApprovalGateway {
+  constructor(opts: ConstructorParameters<typeof ApprovalGateway>[0], private readonly announce: (req: ApprovalRequest) => Promise<void>, private readonly log: Logger) { super(opts); }
+
+  override async request(input: Parameters<ApprovalGateway['request']>[0]): Promise<ApprovalRequest> {
+    const req = await super.request(input);
+    if (req.state === 'pending') await this.announce(req).catch((err: Error) => this.log.warn({ err: err.message, request: req.id }, 'could not queue the owners\' notification (the request waits in `bulwark approvals list`)'));
+    return req;
+  }
+}
 
 export interface ControlPlane {
   audit: AuditLog;
@@ -36,6 +47,8 @@ export interface ControlPlane {
  */
 export async function createControlPlane(deps: {
   db: Db; home: string; config: Config; role: string; vault: SecretSource; store: ConversationStore; outbound: Queue; cipher: TextCipher; metrics: Metrics; logger: Logger;
+  /** Called for each request that waits for a human (the hub queues the owners' DMs). */
+  onPending?: ((req: ApprovalRequest) => Promise<void>) | undefined;
 }): Promise<ControlPlane> {
   const { db, home, config, logger } = deps;
   const secretsGuard = createReplyGuard(deps.vault, config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : []);
@@ -55,11 +68,12 @@ export async function createControlPlane(deps: {
     }
   };
   const approvals = new ApprovalStore(db);
-  const gateway = new ApprovalGateway({
+  const gatewayOptions = {
     store: approvals, audit: audit.sink, rules, checkSecretHost: secretHostCheck(deps.vault),
     notify: conversationNotifier({ db, store: deps.store, outbound: deps.outbound, cipher: deps.cipher }),
     expiryMs: config.approvals.expiry_hours * 3_600_000, logger,
-  });
+  };
+  const gateway = deps.onPending ? new AnnouncingGateway(gatewayOptions, deps.onPending, logger) : new ApprovalGateway(gatewayOptions);
   const sweep = setInterval(() => { gateway.expireDue().catch((err: Error) => logger.warn({ err: err.message }, 'could not expire approval requests')); }, 60_000);
   sweep.unref();
   await recordStartup(audit, db, { role: deps.role, config });

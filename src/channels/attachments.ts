@@ -38,8 +38,9 @@ export class AttachmentRefused extends Error {
 }
 
 /** GETs a URL, refusing more than `maxBytes` (checked on the stream, not only the header). */
-export async function fetchCapped(url: string, maxBytes = ATTACHMENT_MAX_BYTES, signal?: AbortSignal): Promise<Buffer> {
-  const res = await fetch(url, { redirect: 'error', ...(signal ? { signal } : {}) });
+export async function fetchCapped(url: string, maxBytes = ATTACHMENT_MAX_BYTES, signal?: AbortSignal, headers?: Record<string, string>): Promise<Buffer> {
+  // No redirects: a header such as Authorization must never follow the request to another host.
+  const res = await fetch(url, { redirect: 'error', ...(signal ? { signal } : {}), ...(headers ? { headers } : {}) });
   if (!res.ok || !res.body) throw new Error(`download failed: HTTP ${res.status}`);
   const declared = Number(res.headers.get('content-length') ?? 0);
   if (declared > maxBytes) { await res.body.cancel(); throw new AttachmentRefused(`larger than ${Math.round(maxBytes / 1024 / 1024)} MB`); }

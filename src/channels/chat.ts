@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ChannelsConfig } from '../config/schema.js';
+import type { AuditSink } from '../audit/log.js';
 import type { TextCipher } from '../conversations/cipher.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import type { DecideOutcome } from '../approvals/gateway.js';
+import type { ApprovalRequest, Decision } from '../approvals/types.js';
 import { AccessControl, type Verdict } from './access.js';
+import { outcomeText, parseApprovalCommand, type ChatApprovals } from './approvals.js';
 import { chunkMessage } from './chunk.js';
 import { ConnectionState, scrub } from './connection.js';
 import { conversationIdFor, inboundMessageSchema, type ChannelAdapter, type OutboundMessage } from './contract.js';
@@ -36,6 +40,10 @@ export interface ChatDeps {
   home: string;
   /** Seals attachments with the conversation's data key (the vault's cipher, handed in by the hub). */
   cipher: TextCipher;
+  /** The approval gateway, for owners' /approve and /deny and approval buttons (see approvals.ts). */
+  approvals?: ChatApprovals | undefined;
+  /** Pairing decisions (who was let in, by whom) go to the audit log. */
+  audit?: AuditSink | undefined;
 }
 
 /** One platform message, normalized by the adapter. */
@@ -78,6 +86,8 @@ export type ReceiveResult =
 export interface ChatAdapter extends ChannelAdapter {
   /** Hub HTTP routes (webhook modes). Registered once, before the server listens. */
   registerRoutes?(app: import('fastify').FastifyInstance): void;
+  /** DMs every owner of this channel a pending approval request (with buttons where the platform has them). */
+  promptOwners?(req: ApprovalRequest): Promise<void>;
 }
 
 export function pairingPrompt(code: string, ttlMinutes: number): string {
@@ -210,11 +220,32 @@ export class ChatCore {
     return { outcome: 'accepted', jobId: r.jobId, conversationId };
   }
 
-  /** admit + enqueue: the one call for an ordinary message. */
+  /** admit + enqueue: the one call for an ordinary message. `/approve ID` and `/deny ID` are answered here and never reach the agent. */
   async receive(m: IncomingChat, io: ChatIO): Promise<ReceiveResult> {
     const a = await this.admit(m, io);
     if (!('ok' in a)) return a;
+    const cmd = parseApprovalCommand(m.text);
+    if (cmd) {
+      const r = await this.decideApproval(m, cmd.decision, cmd.id);
+      await io.notice(outcomeText(r)).catch((err: Error) => this.logger.warn({ err: this.scrub(err.message) }, 'could not send the outcome of an approval command'));
+      return { outcome: 'ignored', reason: 'approval-command' };
+    }
     return this.enqueue(m, io);
+  }
+
+  /**
+   * An approval decision from this channel by the sender the platform authenticated (a message's
+   * sender, a button press's user). Owner = in this channel's `owners`; owner's DM = a DM from an
+   * owner. The gateway refuses (and audits) everything else.
+   */
+  async decideApproval(m: Pick<IncomingChat, 'accountId' | 'chatId' | 'chatType' | 'sender'>, decision: Decision, id: string): Promise<DecideOutcome> {
+    if (!this.deps.approvals) return { ok: false, message: 'approvals cannot be decided from this chat (use `bulwark approvals`)' };
+    const isOwner = !m.sender.isBot && this.access.isOwner(m.sender.id);
+    let conversationId = await this.conversationId(m.accountId, m.chatId);
+    // After /new the chat has a new conversation id, but it is still the chat whose agent asked.
+    const asked = (await this.deps.approvals.get(id).catch(() => undefined))?.requester.conversationId;
+    if (asked && asked.replace(/~\d+$/, '') === conversationId.replace(/~\d+$/, '')) conversationId = asked;
+    return this.deps.approvals.decide(id, decision, { channel: this.name, senderId: m.sender.id, isOwner, conversationId, ownerDm: m.chatType === 'dm' && isOwner });
   }
 
   /**

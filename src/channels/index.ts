@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { ApprovalRequest } from '../approvals/types.js';
 import type { ReadinessCheck } from '../gateway/server.js';
 import { ChatCore, type ChatAdapter, type ChatDeps } from './chat.js';
 import { CHAT_CHANNELS, isEnabled, loadAdapterModule } from './registry.js';
@@ -13,6 +14,8 @@ export interface ChatChannels {
   checks: ReadinessCheck[];
   /** The /api/pairing and /api/channels routes plus adapters' webhook routes. */
   registerRoutes(app: FastifyInstance): void;
+  /** DMs a pending approval request to the owners of every running channel; throws (to be retried) if one could not be reached. */
+  promptOwners(req: ApprovalRequest): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -46,6 +49,10 @@ export async function startChatChannels(deps: ChatDeps): Promise<ChatChannels> {
     registerRoutes: (app) => {
       registerChannelRoutes(app, { ...deps, running: () => [...adapters, ...broken] });
       for (const a of adapters) a.registerRoutes?.(app);
+    },
+    promptOwners: async (req) => {
+      const failed = (await Promise.allSettled(adapters.map((a) => a.promptOwners?.(req)))).filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed.length > 0) throw new Error(failed.map((f) => (f.reason as Error).message).join('; '));
     },
     stop: async () => { await Promise.all(adapters.map((a) => a.stop().catch(() => undefined))); },
   };

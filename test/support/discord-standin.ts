@@ -46,7 +46,9 @@ export interface DiscordStandIn {
   /** Sends a dispatch to the live session (or queues it for replay when the bot is disconnected). */
   dispatch(t: string, d: unknown): void;
   /** A user message in a channel; returns the raw payload sent. */
-  userMessage(opts: { channelId: string; author: DiscordUser; content: string; dm?: boolean; mentions?: DiscordUser[]; mentionRoles?: string[]; everyone?: boolean; reference?: { messageId: string; author: DiscordUser }; id?: string }): Record<string, any>;
+  userMessage(opts: { channelId: string; author: DiscordUser; content: string; dm?: boolean; mentions?: DiscordUser[]; mentionRoles?: string[]; everyone?: boolean; reference?: { messageId: string; author: DiscordUser }; id?: string; attachments?: Array<Record<string, unknown>> }): Record<string, any>;
+  /** Serves `bytes` like Discord's CDN (no auth); returns the message's attachment object. */
+  addFile(bytes: Buffer, filename: string, contentType?: string): Record<string, unknown>;
   /** A `/bulwark ask text:` slash command; returns the interaction payload. */
   slashCommand(opts: { channelId: string; user: DiscordUser; text: string; dm?: boolean }): Record<string, any>;
   /** Closes the bot's socket abnormally (as a network drop does); discord.js then tries to resume. */
@@ -87,6 +89,7 @@ export async function startDiscordStandIn(opts: { token?: string } = {}): Promis
   const options = { rejectMessageContent: false, invalidToken: false, failResume: false };
   let live: Session | undefined;
   const messages = new Map<string, Record<string, any>>();
+  const cdn = new Map<string, Buffer>();
 
   const send = (res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}) => {
     const call = (res as ServerResponse & { call?: RestCall }).call;
@@ -114,6 +117,9 @@ export async function startDiscordStandIn(opts: { token?: string } = {}): Promis
     const call: RestCall = { method, path, body, auth, at: Date.now() };
     calls.push(call);
     (res as ServerResponse & { call?: RestCall }).call = call;
+    // The CDN: signed links, no token.
+    const file = method === 'GET' ? cdn.get(url.pathname) : undefined;
+    if (file) { call.status = 200; res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(file.length) }).end(file); return; }
     const f = failures.find((x) => x.match.test(`${method} ${path}`));
     if (f) {
       if (--f.times <= 0) failures.splice(failures.indexOf(f), 1);
@@ -230,7 +236,7 @@ export async function startDiscordStandIn(opts: { token?: string } = {}): Promis
       const payload: Record<string, any> = {
         id: o.id ?? snowflake(), channel_id: o.channelId, author: o.author, content: o.content, timestamp: new Date().toISOString(),
         edited_timestamp: null, tts: false, mention_everyone: o.everyone ?? false, mentions: o.mentions ?? [], mention_roles: o.mentionRoles ?? [],
-        attachments: [], embeds: [], pinned: false, type: o.reference ? 19 : 0, flags: 0, nonce: snowflake(),
+        attachments: o.attachments ?? [], embeds: [], pinned: false, type: o.reference ? 19 : 0, flags: 0, nonce: snowflake(),
         ...(o.dm ? { channel_type: 1 } : { guild_id: guildId, channel_type: o.channelId === threadId ? 11 : 0, member: { roles: [], joined_at: new Date().toISOString(), deaf: false, mute: false, flags: 0 } }),
         ...(o.reference ? {
           message_reference: { message_id: o.reference.messageId, channel_id: o.channelId, ...(o.dm ? {} : { guild_id: guildId }) },
@@ -239,6 +245,12 @@ export async function startDiscordStandIn(opts: { token?: string } = {}): Promis
       };
       this.dispatch('MESSAGE_CREATE', payload);
       return payload;
+    },
+    addFile(bytes, filename, contentType) {
+      const id = snowflake();
+      const path = `/attachments/${channelId}/${id}/${filename}`;
+      cdn.set(path, bytes);
+      return { id, filename, size: bytes.length, url: `${base}${path}?ex=1&is=2&hm=abc`, proxy_url: `${base}${path}`, ...(contentType ? { content_type: contentType } : {}) };
     },
     slashCommand(o) {
       const channel = o.dm

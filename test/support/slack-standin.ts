@@ -46,6 +46,10 @@ export interface SlackStandIn {
   dropConnections(): void;
   /** The open sockets stay open but go quiet: no pongs, no events (a half-dead connection). */
   silenceConnections(): void;
+  /** Serves `bytes` as a private file (like files.slack.com: Bearer token required); returns the event's file object. */
+  addFile(bytes: Buffer, name: string, mimetype: string): Record<string, unknown>;
+  /** Every file download request: its path and the token it carried. */
+  downloads: Array<{ path: string; host: string; auth?: string }>;
   /** Waits until `fn` is true; throws with `what` after the deadline. */
   waitFor(fn: () => boolean, what: string, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -79,6 +83,18 @@ export async function startSlackStandIn(): Promise<SlackStandIn> {
   const pendingAcks = new Map<string, (a: Ack) => void>();
   let opened = 0;
   let port = 0;
+  const files = new Map<string, Buffer>();
+  const downloads: SlackStandIn['downloads'] = [];
+
+  // Like files.slack.com: the file for a valid bot token, Slack's sign-in page (HTTP 200) otherwise.
+  const serveFile = (req: IncomingMessage, res: ServerResponse, path: string) => {
+    const auth = req.headers.authorization?.replace(/^Bearer /, '');
+    downloads.push({ path, host: req.headers.host ?? '', ...(auth ? { auth } : {}) });
+    const bytes = files.get(path);
+    if (!bytes) { res.writeHead(404).end(); return; }
+    if (!auth || !validTokens.has(auth)) { res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><html><body>Sign in to Slack</body></html>'); return; }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) }).end(bytes);
+  };
 
   const json = (res: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) => {
     const call = callOf.get(res);
@@ -89,6 +105,7 @@ export async function startSlackStandIn(): Promise<SlackStandIn> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname.startsWith('/files-pri/')) return serveFile(req, res, url.pathname);
     const method = url.pathname.replace(/^\/api\//, '');
     const args = parseArgs(await readBody(req), req.headers['content-type']);
     const auth = req.headers.authorization?.replace(/^Bearer /, '') ?? (typeof args.token === 'string' ? args.token : undefined);
@@ -183,6 +200,13 @@ export async function startSlackStandIn(): Promise<SlackStandIn> {
       failures.set(method, q);
     },
     validTokens,
+    addFile: (bytes, name, mimetype) => {
+      const id = `F${randomUUID().replace(/-/g, '').slice(0, 10).toUpperCase()}`;
+      const path = `/files-pri/${TEAM_ID}-${id}/download/${encodeURIComponent(name)}`;
+      files.set(path, bytes);
+      return { id, name, title: name, mimetype, filetype: name.split('.').pop(), size: bytes.length, mode: 'hosted', url_private: `http://127.0.0.1:${port}${path.replace('/download/', '/')}`, url_private_download: `http://127.0.0.1:${port}${path}` };
+    },
+    downloads,
     socketsOpened: () => opened,
     socketsOpen: () => [...sockets].filter((s) => s.readyState === s.OPEN && !silenced.has(s)).length,
     sendEvent: (event, opts = {}) => sendEnvelope({

@@ -9,7 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
  * dropped before the request is processed, or dropped after it was processed (outcome unknown).
  */
 
-export interface Call { method: string; token: string; body: Record<string, any>; at: number }
+export interface Call { method: string; token: string; body: Record<string, any>; at: number; result?: any }
 export type Fault =
   | { status: number; description?: string; retryAfter?: number }
   | { drop: 'before' | 'after' };
@@ -26,6 +26,10 @@ export interface TelegramStandIn {
   push(update: Record<string, unknown>): number;
   /** Queues a text message update from `from` in `chat`. */
   message(o: { chat: { id: number; type: 'private' | 'group' | 'supergroup'; is_forum?: boolean }; from: TgUser; text?: string; extra?: Record<string, unknown>; entities?: unknown[]; threadId?: number; replyTo?: { message_id: number; from: TgUser }; messageId?: number }): { updateId: number; messageId: number };
+  /** Queues a button press (callback_query) by `from` on one of the bot's messages; returns the query id. */
+  pressButton(o: { from: TgUser; data: string; message: { message_id: number; chat: { id: number; type: 'private' | 'group' | 'supergroup' } } }): string;
+  /** Inline keyboards the bot attached to sendMessage/editMessageText calls, flattened to [text, callback_data] per button. */
+  buttons(call: Call): Array<[string, string]>;
   /** Delivers an already-delivered message again (same content, next update_id). */
   redeliver(updateId: number): void;
   fail(method: string, fault: Fault, times?: number): void;
@@ -96,9 +100,10 @@ export async function startTelegramStandIn(opts: { token: string; bot?: Partial<
     const reply = (result: unknown) => (afterDrop ? req.socket.destroy() : ok(res, result));
     switch (method) {
       case 'getMe': return reply(bot);
-      case 'deleteWebhook': case 'setWebhook': case 'setMyCommands': case 'sendChatAction': return reply(true);
+      case 'deleteWebhook': case 'setWebhook': case 'setMyCommands': case 'sendChatAction': case 'answerCallbackQuery': return reply(true);
       case 'sendMessage': case 'editMessageText': {
         const message_id = method === 'sendMessage' ? ++nextMessage : Number(body.message_id);
+        calls.at(-1)!.result = { message_id };
         return reply({ message_id, date: Math.floor(Date.now() / 1000), chat: { id: Number(body.chat_id), type: 'private' }, from: bot, text: body.text, ...(body.message_thread_id ? { message_thread_id: body.message_thread_id } : {}) });
       }
       case 'getFile': {
@@ -149,6 +154,15 @@ export async function startTelegramStandIn(opts: { token: string; bot?: Partial<
         },
       });
       return { updateId, messageId };
+    },
+    pressButton(o) {
+      const id = `cbq_${++nextUpdate}`;
+      push({ callback_query: { id, from: o.from, chat_instance: `ci_${o.message.chat.id}`, data: o.data, message: { ...o.message, date: Math.floor(Date.now() / 1000), from: bot } } });
+      return id;
+    },
+    buttons(call) {
+      const rows: Array<Array<{ text: string; callback_data: string }>> = call.body.reply_markup?.inline_keyboard ?? [];
+      return rows.flat().map((b) => [b.text, b.callback_data]);
     },
     redeliver(updateId) {
       const u = delivered.get(updateId);

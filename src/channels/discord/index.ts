@@ -7,6 +7,8 @@ import { backoffMs, sleep } from '../connection.js';
 import type { ChatAdapter, ChatCore, ChatIO, IncomingChat } from '../chat.js';
 import type { ChannelStatus, OutboundMessage } from '../contract.js';
 import { toDiscordMarkdown } from '../markdown.js';
+import { receiveWithFiles } from '../inbound-files.js';
+import { discordFiles } from './files.js';
 import { normalizeCommand, normalizeMessage, type BotIdentity, type DiscordIncoming } from './normalize.js';
 import { INTERACTION_TTL_MS, NO_PINGS, postChunk, SUPPRESS_EMBEDS, type PendingInteraction } from './send.js';
 import { DISCORD_LIMIT, INTERACTION_PREFIX, SLASH_COMMAND } from './types.js';
@@ -170,7 +172,8 @@ export class DiscordAdapter implements ChatAdapter {
       notice: (text) => this.rest.post(Routes.channelMessages(chatId), { body: { content: text, allowed_mentions: NO_PINGS, flags: SUPPRESS_EMBEDS } }),
       typing: () => this.rest.post(Routes.channelTyping(chatId)),
     };
-    await this.core.receive(this.toChat(n.msg, client.user.id), io);
+    // Files are fetched only after access control (receiveWithFiles admits first).
+    await receiveWithFiles(this.core, this.toChat(n.msg, client.user.id), io, discordFiles(n.msg.attachments ?? [], (this.core.config as DiscordConfig).api_url));
   }
 
   private async onInteraction(i: Interaction): Promise<void> {

@@ -21,6 +21,8 @@ export interface DiscordIncoming {
   senderId: string;
   senderName: string;
   text: string;
+  /** Files on the message (fetched by the adapter only once the sender is admitted). */
+  attachments?: IncomingMessage['attachments'];
   /** Set for slash commands: answered through the interaction, not the channel. */
   interaction?: { id: string; applicationId: string; token: string };
 }
@@ -57,7 +59,6 @@ export function normalizeMessage(raw: unknown, bot: BotIdentity): Normalized {
   const groupId = chatType === 'group' ? (m.isThread && m.parentId ? m.parentId : m.channelId) : undefined;
   const text = cleanText(m, { userId: bot.userId, roleId });
   if (!text && m.attachments.length === 0) return drop('empty message');
-  const attachmentNote = m.attachments.map((a) => `\n[attachment: ${a.name}, ${a.contentType ?? 'unknown type'}, ${a.size} bytes]`).join('');
   return {
     ok: true,
     msg: {
@@ -76,7 +77,8 @@ export function normalizeMessage(raw: unknown, bot: BotIdentity): Normalized {
       },
       senderId: m.author.id,
       senderName: m.author.name,
-      text: (text + attachmentNote).trim(),
+      text,
+      ...(m.attachments.length ? { attachments: m.attachments } : {}),
     },
   };
 }

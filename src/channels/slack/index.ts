@@ -1,7 +1,9 @@
 import { App, SocketModeReceiver, webApi, type AllMiddlewareArgs, type SlackCommandMiddlewareArgs, type SlackEventMiddlewareArgs } from '@slack/bolt';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import type { ApprovalRequest } from '../../approvals/types.js';
 import type { ChannelsConfig } from '../../config/schema.js';
+import { ownerPromptText } from '../approvals.js';
 import type { ChatAdapter, ChatCore, IncomingChat, ReceiveResult } from '../chat.js';
 import { backoffMs, sleep } from '../connection.js';
 import type { OutboundMessage } from '../contract.js';
@@ -9,6 +11,8 @@ import { boltLogger } from './bolt-logger.js';
 import { describeSlackError, isAuthError } from './errors.js';
 import { HubRouteReceiver, registerSlackRoute } from './http.js';
 import { normalizeCommand, normalizeEvent, type BotIdentity, type SlackIncoming } from './normalize.js';
+import { receiveWithFiles } from '../inbound-files.js';
+import { slackFiles } from './files.js';
 import { SlackSender } from './send.js';
 import { SlackSocket } from './socket.js';
 
@@ -67,6 +71,16 @@ class SlackAdapter implements ChatAdapter {
   status() { return this.core.state.status(); }
 
   send(out: OutboundMessage): Promise<void> { return this.sender.send(out); }
+
+  /** Each owner gets a pending request in the app's DM (a user id as channel); decided with `/bulwark approve ID`. */
+  async promptOwners(req: ApprovalRequest): Promise<void> {
+    for (const owner of this.cfg.owners) {
+      const key = `bulwark:slack:prompted:${req.id}:${owner}`;
+      if (await this.core.redis.exists(key)) continue;
+      await this.sender.notice({ kind: 'channel', channel: owner }, ownerPromptText(req, `Decide with /bulwark approve ${req.id} or /bulwark deny ${req.id}.`));
+      await this.core.redis.set(key, '1', 'EX', 7 * 24 * 3600);
+    }
+  }
 
   registerRoutes(server: FastifyInstance): void {
     if (this.cfg.mode !== 'http') return;
@@ -129,13 +143,14 @@ class SlackAdapter implements ChatAdapter {
       return;
     }
     const m = n.msg;
-    // Nothing to answer (a bare @mention, a file without a caption: files are not passed on yet).
-    if (!m.text) { this.core.logger.debug({ chatId: m.chatId }, 'Slack message without text dropped'); return; }
+    // Nothing to answer (a bare @mention).
+    if (!m.text && !m.files) { this.core.logger.debug({ chatId: m.chatId }, 'Slack message without text dropped'); return; }
     const replyToBot = m.threadTs !== undefined && (m.parentUserId === id.userId || (await this.core.redis.exists(threadKey(id.teamId, m.channel, m.threadTs))) === 1);
-    const r = await this.core.receive(this.incoming(m, replyToBot), {
+    // Files are fetched only after access control (receiveWithFiles admits first).
+    const r = await receiveWithFiles(this.core, this.incoming(m, replyToBot), {
       notice: (text) => this.sender.notice(m.target, text),
       typing: () => this.sender.working(id.teamId, m.messageId, m.target),
-    });
+    }, slackFiles(m.files ?? [], this.tokens.bot, this.cfg.api_url));
     if (r.outcome === 'accepted' && m.chatType === 'group' && m.target.kind === 'channel' && m.target.threadTs) {
       await this.core.redis.set(threadKey(id.teamId, m.channel, m.target.threadTs), '1', 'EX', THREAD_TTL_S);
     }
@@ -148,7 +163,8 @@ class SlackAdapter implements ChatAdapter {
     if (!n.msg.text) { await ack({ response_type: 'ephemeral', text: `Usage: ${command.command} your question (or ${command.command} new for a fresh conversation)` }); return; }
     let notice: string | undefined;
     const io = { notice: async (text: string) => { notice = text; } };
-    const incoming = this.incoming(n.msg, false);
+    // `/bulwark approve ID`: the core's /approve (Slack keeps a bare "/approve" for its own commands).
+    const incoming = this.incoming(/^(approve|deny)(\s|$)/i.test(n.msg.text) ? { ...n.msg, text: `/${n.msg.text}` } : n.msg, false);
     if (/^(new|reset)$/i.test(n.msg.text)) {
       // `/bulwark new`: a fresh conversation for this DM (or this private channel conversation). Admitted senders only.
       const a = await this.core.admit(incoming, io);

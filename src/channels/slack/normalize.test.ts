@@ -26,6 +26,14 @@ describe('Slack events → normalized messages', () => {
     assert.equal(inThread.chatId, 'D1/1700000000.000100');
   });
 
+  it('a file_share carries its files (a file Slack hides, without URLs, too); without files none are set', () => {
+    const m = ok({ type: 'message', subtype: 'file_share', channel: 'D1', channel_type: 'im', user: 'U1', text: '', ts: '1700000000.000200',
+      files: [{ id: 'F1', name: 'a.png', mimetype: 'image/png', size: 10, url_private_download: 'https://files.slack.com/files-pri/T1-F1/download/a.png', extra: 1 }, { id: 'F2', mode: 'hidden_by_limit' }] });
+    assert.equal(m.files?.length, 2);
+    assert.equal(m.files?.[0]?.url_private_download, 'https://files.slack.com/files-pri/T1-F1/download/a.png');
+    assert.equal(ok({ type: 'message', channel: 'D1', channel_type: 'im', user: 'U1', text: 'hi', ts: '1700000000.000300' }).files, undefined);
+  });
+
   it('a top-level channel message starts a thread on itself; replies in it share the conversation', () => {
     const top = ok({ type: 'message', channel: 'C1', channel_type: 'channel', user: 'U1', text: '<@UBOT1> help', ts: '1700000000.000100' });
     assert.equal(top.chatType, 'group');

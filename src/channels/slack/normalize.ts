@@ -1,4 +1,4 @@
-import { appMentionEventSchema, chatIdFor, messageEventSchema, slashCommandSchema, USER_SUBTYPES, type SlackTarget } from './types.js';
+import { appMentionEventSchema, chatIdFor, messageEventSchema, slashCommandSchema, USER_SUBTYPES, type SlackFile, type SlackTarget } from './types.js';
 import { mentionsUser, slackToText } from './text.js';
 
 /** Who this bot is (from auth.test): used to spot its own messages and mentions of it. */
@@ -25,6 +25,8 @@ export interface SlackIncoming {
   mentioned: boolean;
   isCommand: boolean;
   text: string;
+  /** Files shared with the message (fetched by the adapter only once the sender is admitted). */
+  files?: SlackFile[];
 }
 
 export type Normalized = { ok: true; msg: SlackIncoming } | { ok: false; reason: string };
@@ -72,6 +74,7 @@ export function normalizeEvent(raw: unknown, bot: BotIdentity): Normalized {
       mentioned: e.type === 'app_mention' || mentionsUser(e.text, bot.userId),
       isCommand: false,
       text: slackToText(e.text, bot.userId),
+      ...(e.files?.length ? { files: e.files } : {}),
     },
   };
 }

@@ -10,6 +10,22 @@ const slackId = z.string().regex(/^[A-Z0-9]{2,32}$/, 'a Slack id such as U0123AB
 /** Slack message timestamps ("1700000000.000100") are also message ids. */
 const ts = z.string().regex(/^\d{1,12}\.\d{1,9}$/, 'a Slack timestamp such as 1700000000.000100');
 
+/**
+ * A file shared in a message. Lenient: a file Slack hides (mode "hidden_by_limit", Slack Connect's
+ * "check_file_info") comes without URLs and is reported as refused instead of dropping the message.
+ */
+export const slackFileSchema = z.object({
+  id: z.string().max(64).optional(),
+  name: z.string().max(1024).optional(),
+  title: z.string().max(1024).optional(),
+  mimetype: z.string().max(256).optional(),
+  size: z.number().int().nonnegative().optional(),
+  url_private: z.string().max(4096).optional(),
+  url_private_download: z.string().max(4096).optional(),
+});
+export type SlackFile = z.infer<typeof slackFileSchema>;
+const files = z.array(slackFileSchema).max(100).optional();
+
 /** A user-written message (message.im / message.channels / message.groups / message.mpim). */
 export const messageEventSchema = z.object({
   type: z.literal('message'),
@@ -22,6 +38,7 @@ export const messageEventSchema = z.object({
   ts,
   thread_ts: ts.optional(),
   parent_user_id: slackId.optional(),
+  files,
 });
 export type MessageEvent = z.infer<typeof messageEventSchema>;
 
@@ -34,6 +51,7 @@ export const appMentionEventSchema = z.object({
   text: z.string().max(100_000).default(''),
   ts,
   thread_ts: ts.optional(),
+  files,
 });
 export type AppMentionEvent = z.infer<typeof appMentionEventSchema>;
 

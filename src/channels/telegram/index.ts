@@ -1,13 +1,17 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Api } from 'grammy';
+import type { ApprovalRequest } from '../../approvals/types.js';
+import { callbackData, outcomeText, ownerPromptText, parseCallbackData } from '../approvals.js';
 import { splitEpoch, type ChatAdapter, type ChatCore, type ChatIO, type IncomingChat } from '../chat.js';
 import type { OutboundMessage } from '../contract.js';
 import { backoffMs, sleep } from '../connection.js';
+import { PermanentSendError } from '../delivery.js';
 import { toTelegramHtml } from '../markdown.js';
 import { classifyPollError, classifySendError, isParseError, TOKEN_REJECTED } from './errors.js';
-import { grammySignal, normalizeUpdate, parseChatId, updateSchema, type BotIdentity, type FileRef } from './normalize.js';
-import { ATTACHMENT_MAX_BYTES, AttachmentRefused, attachmentRef, fetchCapped, refusedRef, storeAttachment } from '../attachments.js';
+import { ALLOWED_UPDATES, grammySignal, normalizeUpdate, parseChatId, updateSchema, type BotIdentity, type FileRef, type TelegramCallbackQuery } from './normalize.js';
+import { AttachmentRefused, fetchCapped } from '../attachments.js';
+import { receiveWithFiles, type InboundFile } from '../inbound-files.js';
 import { startPolling } from './poll.js';
 
 /*
@@ -24,7 +28,7 @@ export const COMMANDS = [
   { command: 'help', description: 'How to talk to me' },
   { command: 'new', description: 'Start a fresh conversation' },
 ];
-const HELP = 'I am your Bulwark assistant. Write to me like to a person. In groups, mention me or reply to my message.\n\n/new starts a fresh conversation (I forget this chat\'s history).';
+const HELP = 'I am your Bulwark assistant. Write to me like to a person. In groups, mention me or reply to my message.\n\n/new starts a fresh conversation (I forget this chat\'s history).\n\nOwners: /approve ID or /deny ID decides a request of mine for more access (or use the buttons in the message I send you).';
 
 function apiFor(core: ChatCore, token: string, cfg: TelegramConfig): Api {
   return new Api(token, { ...(cfg.api_root ? { apiRoot: cfg.api_root.replace(/\/+$/, '') } : {}), timeoutSeconds: cfg.poll_timeout_s + 15 });
@@ -69,6 +73,7 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
       core.logger.warn({ issue: parsed.error.issues[0]?.message, path: parsed.error.issues[0]?.path.join('.') }, 'malformed Telegram update dropped');
       return;
     }
+    if (parsed.data.callback_query) { await handleCallback(parsed.data.callback_query); return; }
     const n = normalizeUpdate(parsed.data, bot!);
     if (n.kind === 'skip') { core.logger.debug({ updateId: parsed.data.update_id, reason: n.reason }, 'update skipped'); return; }
     const io = ioFor(api!, n.chat.chatId, Number(n.chat.messageId.split('/')[1]));
@@ -83,29 +88,69 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
       }
       return;
     }
-    if (!n.file) { await core.receive(n.chat satisfies IncomingChat, io); return; }
-    // Access control before the download: a stranger's upload is never fetched.
-    const admitted = await core.admit(n.chat, io);
-    if (!('ok' in admitted)) return;
-    const ref = await fetchAttachment(n.file, n.chat);
-    await core.enqueue({ ...n.chat, text: [n.chat.text, ref].filter(Boolean).join('\n\n') }, io);
+    // Access control before any download: a stranger's upload is never fetched.
+    await receiveWithFiles(core, n.chat satisfies IncomingChat, io, n.file ? [telegramFile(n.file)] : []);
+  }
+
+  /**
+   * An Approve/Deny button press. The decider is `from`, the user Telegram authenticated; the
+   * button only names the decision and the request. The gateway checks the rest and audits refusals.
+   */
+  async function handleCallback(q: TelegramCallbackQuery): Promise<void> {
+    const pressed = parseCallbackData(q.data);
+    const answer = (text: string, alert: boolean) => api!.answerCallbackQuery(q.id, { text: text.slice(0, 190), show_alert: alert }).catch((err: Error) => core.logger.warn({ err: core.scrub(err.message) }, 'answerCallbackQuery failed'));
+    if (!pressed || !q.message) { await answer('This button does nothing.', false); return; }
+    const m = q.message;
+    const topic = m.is_topic_message && m.message_thread_id !== undefined ? `/${m.message_thread_id}` : '';
+    const r = await core.decideApproval({
+      accountId: String(bot!.id), chatId: `${m.chat.id}${topic}`, chatType: m.chat.type === 'private' ? 'dm' : 'group',
+      sender: { id: String(q.from.id), isBot: q.from.is_bot },
+    }, pressed.decision, pressed.id);
+    await answer(outcomeText(r), !r.ok);
+    // The owner's message shows the outcome and loses its buttons; a stranger's press changes nothing there.
+    const settled = r.ok || (r.request !== undefined && r.request.state !== 'pending' && core.access.isOwner(String(q.from.id)));
+    if (settled && r.request) {
+      await api!.editMessageText(m.chat.id, m.message_id, ownerPromptText(r.request, outcomeText(r)), { reply_markup: { inline_keyboard: [] } })
+        .catch((err: Error) => core.logger.warn({ err: core.scrub(err.message) }, 'could not update the approval message'));
+    }
+  }
+
+  /** One DM per owner with the request and Approve/Deny buttons; owners already told are skipped (retries). */
+  async function promptOwners(req: ApprovalRequest): Promise<void> {
+    if (!api || !bot) throw new Error('the Telegram adapter is not connected yet');
+    const failures: string[] = [];
+    for (const owner of cfg.owners) {
+      // A Telegram user id; the DM with a user has the user's id as chat id.
+      if (!/^\d{1,20}$/.test(owner)) continue;
+      const key = `bulwark:telegram:${bot.id}:prompted:${req.id}:${owner}`;
+      if (await core.redis.exists(key)) continue;
+      try {
+        await api.sendMessage(Number(owner), ownerPromptText(req), {
+          link_preview_options: { is_disabled: true },
+          reply_markup: { inline_keyboard: [[{ text: 'Approve', callback_data: callbackData('approve', req.id) }, { text: 'Deny', callback_data: callbackData('deny', req.id) }]] },
+        });
+        await core.redis.set(key, '1', 'EX', 7 * 24 * 3600);
+      } catch (err) {
+        const e = classifySendError(err);
+        core.logger.warn({ owner, request: req.id, err: core.scrub(e.message) }, 'could not send an approval request to an owner (they must have started a chat with the bot)');
+        if (!(e instanceof PermanentSendError)) failures.push(core.scrub(e.message));
+      }
+    }
+    if (failures.length > 0) throw new Error(`telegram: ${failures.join('; ')}`);
   }
 
   /** getFile + download, capped and type-checked; a refusal becomes a line the agent can explain. */
-  async function fetchAttachment(f: FileRef, chat: IncomingChat): Promise<string> {
-    if (f.size !== undefined && f.size > ATTACHMENT_MAX_BYTES) return refusedRef(f.name, `larger than ${ATTACHMENT_MAX_BYTES / 1024 / 1024} MB`);
-    try {
-      const info = await api!.getFile(f.fileId);
-      if (!info.file_path || !/^[\w./-]{1,256}$/.test(info.file_path) || info.file_path.includes('..')) return refusedRef(f.name, 'Telegram returned no usable file path');
-      const root = (cfg.api_root ?? 'https://api.telegram.org').replace(/\/+$/, '');
-      const bytes = await fetchCapped(`${root}/file/bot${token}/${info.file_path}`);
-      const stored = await storeAttachment(core.deps.home, core.name, bytes, (context, b64) => core.sealFor(chat, context, b64));
-      return attachmentRef(stored, f.name);
-    } catch (err) {
-      if (err instanceof AttachmentRefused) return refusedRef(f.name, err.reason);
-      core.logger.warn({ err: core.scrub((err as Error).message) }, 'could not download an attachment');
-      return refusedRef(f.name, 'the download failed');
-    }
+  /** getFile + download (capped); the shared path checks the type and stores it sealed. */
+  function telegramFile(f: FileRef): InboundFile {
+    return {
+      name: f.name, size: f.size,
+      download: async () => {
+        const info = await api!.getFile(f.fileId);
+        if (!info.file_path || !/^[\w./-]{1,256}$/.test(info.file_path) || info.file_path.includes('..')) throw new AttachmentRefused('Telegram returned no usable file path');
+        const root = (cfg.api_root ?? 'https://api.telegram.org').replace(/\/+$/, '');
+        return fetchCapped(`${root}/file/bot${token}/${info.file_path}`);
+      },
+    };
   }
 
   async function connect(): Promise<void> {
@@ -128,7 +173,7 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
     if (stopper.signal.aborted || !bot) return;
     if (cfg.mode === 'webhook') {
       if (!webhookSecret) { core.state.error('webhook mode needs a secret: run `bulwark secret add telegram.webhook_secret` (letters, digits, _ and -), then restart'); return; }
-      if (cfg.webhook_url) await api.setWebhook(cfg.webhook_url, { secret_token: webhookSecret, allowed_updates: ['message'] });
+      if (cfg.webhook_url) await api.setWebhook(cfg.webhook_url, { secret_token: webhookSecret, allowed_updates: ALLOWED_UPDATES });
       core.state.connected(`@${bot.username}, webhook ${cfg.webhook_path}`);
       return;
     }
@@ -162,6 +207,7 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
     async send(out) {
       await core.deliver(out, { limit: TELEGRAM_LIMIT, convert: toTelegramHtml, sendChunk: (html, i) => sendChunk(out, html, i) });
     },
+    promptOwners,
     registerRoutes(app: FastifyInstance) {
       if (cfg.mode !== 'webhook') return;
       const expected = webhookSecret ? createHash('sha256').update(webhookSecret).digest() : undefined;

@@ -25,10 +25,23 @@ export const messageSchema = z.looseObject({
 });
 export type TelegramMessage = z.infer<typeof messageSchema>;
 
+/** A button press. `from` is the user Telegram authenticated; `data` is what we put on the button (≤ 64 bytes). */
+export const callbackQuerySchema = z.looseObject({
+  id: z.string().min(1).max(256),
+  from: user,
+  message: z.looseObject({ message_id: z.number().int(), chat: messageSchema.shape.chat, message_thread_id: z.number().int().optional(), is_topic_message: z.boolean().optional() }).optional(),
+  data: z.string().max(64).optional(),
+});
+export type TelegramCallbackQuery = z.infer<typeof callbackQuerySchema>;
+
+/** The updates we ask Telegram for (getUpdates and setWebhook). */
+export const ALLOWED_UPDATES: Array<'message' | 'callback_query'> = ['message', 'callback_query'];
+
 export const updateSchema = z.looseObject({
   update_id: z.number().int().nonnegative(),
   message: messageSchema.optional(),
   edited_message: z.unknown().optional(),
+  callback_query: callbackQuerySchema.optional(),
 });
 export type TelegramUpdate = z.infer<typeof updateSchema>;
 

@@ -2,7 +2,7 @@ import type { Api } from 'grammy';
 import type { ChatCore } from '../chat.js';
 import { backoffMs, sleep } from '../connection.js';
 import { CONFLICT, classifyPollError, TOKEN_REJECTED } from './errors.js';
-import { grammySignal, type BotIdentity } from './normalize.js';
+import { ALLOWED_UPDATES, grammySignal, type BotIdentity } from './normalize.js';
 
 /*
  * Our own getUpdates loop rather than bot.start(): the offset lives in Redis and moves past an
@@ -47,7 +47,7 @@ export function startPolling(o: PollOptions): () => Promise<void> {
         const updates = await api.getUpdates({
           ...(stored ? { offset: Number(stored) } : {}),
           timeout: fresh ? 0 : o.timeoutS,
-          allowed_updates: ['message'],
+          allowed_updates: ALLOWED_UPDATES,
         }, grammySignal(signal));
         if (fresh || core.state.state !== 'connected') core.state.connected(`@${bot.username}, long polling`);
         fresh = false;

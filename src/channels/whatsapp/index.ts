@@ -7,6 +7,8 @@ import type { ChannelStatus, OutboundMessage } from '../contract.js';
 import { PermanentSendError, RetryAfter, SendOutcomeUnknown } from '../delivery.js';
 import { toWhatsApp } from '../markdown.js';
 import { chromiumPath, createWhatsAppClient, hasSession, markUnlinked, type WhatsAppClient } from './client.js';
+import { receiveWithFiles } from '../inbound-files.js';
+import { whatsappFiles } from './files.js';
 import { normalizeMessage, WHATSAPP_LIMIT } from './normalize.js';
 
 /*
@@ -39,6 +41,8 @@ function fromMessage(msg: Message): unknown {
     ...(serialized(raw.quotedParticipant) ? { quotedParticipant: serialized(raw.quotedParticipant) } : {}),
     ...(typeof raw.notifyName === 'string' && raw.notifyName ? { senderName: raw.notifyName } : {}),
     hasMedia: Boolean(msg.hasMedia),
+    ...(typeof raw.filename === 'string' && raw.filename ? { mediaName: raw.filename } : {}),
+    ...(typeof raw.size === 'number' && Number.isSafeInteger(raw.size) && raw.size >= 0 ? { mediaSize: raw.size } : {}),
   };
 }
 
@@ -137,11 +141,12 @@ export class WhatsAppAdapter implements ChatAdapter {
         if (getChat) await (await getChat.call(this.client, m.chatId)).sendStateTyping();
       },
     };
-    await this.core.receive({
+    // Media is downloaded only after access control (receiveWithFiles admits first).
+    await receiveWithFiles(this.core, {
       accountId, chatId: m.chatId, messageId: m.messageId, chatType: m.chatType, groupId: m.groupId,
       sender: { id: m.senderId, name: m.senderName, isBot: false }, fromSelf: m.addressing.fromSelf,
       mentioned: m.addressing.mentioned, replyToBot: m.addressing.replyToBot, isCommand: false, text: m.text,
-    }, io);
+    }, io, m.media ? whatsappFiles(msg, m.media) : []);
   }
 
   async send(out: OutboundMessage): Promise<void> {

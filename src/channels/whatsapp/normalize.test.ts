@@ -52,10 +52,14 @@ describe('whatsapp normalizeMessage', () => {
     assert.equal(normalizeMessage(undefined, OWN).ok, false);
   });
 
-  it('a media message keeps its caption and notes the attachment', () => {
-    const n = normalizeMessage(msg({ type: 'image', body: 'look at this', hasMedia: true }), OWN);
+  it('a media message keeps its caption and carries the media for the adapter; without a caption it is still taken', () => {
+    const n = normalizeMessage(msg({ type: 'document', body: 'look at this', hasMedia: true, mediaName: 'report.pdf', mediaSize: 1234 }), OWN);
     assert.ok(n.ok);
-    assert.equal(n.msg.text, 'look at this\n[attachment: image]');
+    assert.equal(n.msg.text, 'look at this');
+    assert.deepEqual(n.msg.media, { type: 'document', name: 'report.pdf', size: 1234 });
+    const bare = normalizeMessage(msg({ type: 'image', body: '', hasMedia: true }), OWN);
+    assert.ok(bare.ok && bare.msg.text === '' && bare.msg.media?.type === 'image');
+    assert.equal(normalizeMessage(msg({ body: '' }), OWN).ok, false, 'an empty text message is dropped');
   });
 
   it('stripOwnMentions removes only the bot', () => {

@@ -33,6 +33,9 @@ export const incomingSchema = z.object({
   quotedParticipant: z.string().max(128).optional(),
   senderName: z.string().max(256).optional(),
   hasMedia: z.boolean(),
+  /** A document's file name and the media's declared size (checked before the download). */
+  mediaName: z.string().max(1024).optional(),
+  mediaSize: z.number().int().nonnegative().optional(),
 });
 export type Incoming = z.infer<typeof incomingSchema>;
 
@@ -45,6 +48,8 @@ export interface WhatsAppIncoming {
   senderId: string;
   senderName?: string;
   text: string;
+  /** The message carries media (fetched by the adapter only once the sender is admitted). */
+  media?: { type: string; name?: string; size?: number };
 }
 
 export type Normalized = { ok: true; msg: WhatsAppIncoming } | { ok: false; reason: string };
@@ -77,9 +82,8 @@ export function normalizeMessage(raw: unknown, ownIds: ReadonlySet<string>): Nor
   const fromSelf = m.fromMe || ownIds.has(senderId);
   const mentioned = m.mentionedIds.some((id) => ownIds.has(id));
   const replyToBot = m.quotedParticipant !== undefined && ownIds.has(m.quotedParticipant);
-  let text = stripOwnMentions(m.body, ownIds);
-  if (m.hasMedia) text = `${text}\n[attachment: ${m.type}]`.trim();
-  if (!text) return drop('empty message');
+  const text = stripOwnMentions(m.body, ownIds);
+  if (!text && !m.hasMedia) return drop('empty message');
   const chatType = isGroup ? 'group' : 'dm';
   return {
     ok: true,
@@ -92,6 +96,7 @@ export function normalizeMessage(raw: unknown, ownIds: ReadonlySet<string>): Nor
       senderId,
       ...(m.senderName ? { senderName: m.senderName } : {}),
       text,
+      ...(m.hasMedia ? { media: { type: m.type, ...(m.mediaName ? { name: m.mediaName } : {}), ...(m.mediaSize !== undefined ? { size: m.mediaSize } : {}) } } : {}),
     },
   };
 }
