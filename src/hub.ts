@@ -13,7 +13,7 @@ import { APPROVAL_PROMPTS, queueOwnerPrompt, startOwnerPrompts } from './channel
 import { WebChannel, WebFanout } from './channels/web/index.js';
 import type { LoadedConfig } from './config/load.js';
 import { ConversationStore } from './conversations/store.js';
-import { compactDb, openDb, pingDb, resolveDbTarget, type Db } from './db/client.js';
+import { compactDb, openConfiguredDb, pingDb } from './db/client.js';
 import { UserError } from './errors.js';
 import { loadApiToken, Sessions } from './gateway/auth.js';
 import { createServer, type ReadinessCheck } from './gateway/server.js';
@@ -90,13 +90,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       throw new UserError(`cannot reach Redis at ${displayRedis(redisTarget)}: ${err.message}`, 'check REDIS_URL and that the server is running (`bulwark doctor`)');
     });
 
-    const dbTarget = resolveDbTarget(config.database.url, home);
-    let db: Db;
-    try {
-      db = await openDb(dbTarget);
-    } catch (err) {
-      throw new UserError(`cannot open the database ${dbTarget.display}: ${(err as Error).message}`, dbTarget.kind === 'postgres' ? 'check DATABASE_URL and that PostgreSQL accepts connections (`bulwark doctor`)' : `check that ${home} is writable`);
-    }
+    const { db, target: dbTarget } = await openConfiguredDb(config.database.url, home);
     closers.push(() => db.$disconnect());
     // The master key opens the vault (credentials) and the conversations' data keys.
     const { vault, cipher } = await openVaultOn(db, home, { create: true });

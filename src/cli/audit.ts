@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { formatAuditLine, loadAuditKey, queryAudit, verifyAudit, type VerifyReport } from '../audit/index.js';
 import type { LoadedConfig } from '../config/load.js';
-import { openDb, resolveDbTarget, type Db } from '../db/client.js';
+import { openConfiguredDb, type Db } from '../db/client.js';
 import { UserError } from '../errors.js';
 import { config, fail } from './common.js';
 
@@ -12,13 +12,7 @@ import { config, fail } from './common.js';
 
 async function withDb<T>(fn: (db: Db, loaded: LoadedConfig) => Promise<T>): Promise<T> {
   const loaded = config();
-  const target = resolveDbTarget(loaded.config.database.url, loaded.home);
-  let db: Db;
-  try {
-    db = await openDb(target);
-  } catch (err) {
-    throw new UserError(`cannot open the database ${target.display}: ${(err as Error).message}`, 'check DATABASE_URL / BULWARK_HOME (`bulwark doctor`)');
-  }
+  const { db } = await openConfiguredDb(loaded.config.database.url, loaded.home);
   try {
     return await fn(db, loaded);
   } finally {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { LoadedConfig } from '../config/load.js';
-import { openDb, resolveDbTarget, type Db } from '../db/client.js';
+import { openConfiguredDb, type Db } from '../db/client.js';
 import { openVaultOn, webhookKeySealer } from '../vault/index.js';
 import { UserError } from '../errors.js';
 import { draftFromOptions, type DraftDefaults, type RoutineOptions } from '../routines/draft.js';
@@ -19,13 +19,7 @@ import { config, fail, hubFetch } from './common.js';
 
 async function withStore<T>(fn: (s: { store: RoutineStore; db: Db; loaded: LoadedConfig }) => Promise<T>): Promise<T> {
   const loaded = config();
-  const target = resolveDbTarget(loaded.config.database.url, loaded.home);
-  let db: Db;
-  try {
-    db = await openDb(target);
-  } catch (err) {
-    throw new UserError(`cannot open the database ${target.display}: ${(err as Error).message}`, 'check DATABASE_URL / BULWARK_HOME (`bulwark doctor`)');
-  }
+  const { db } = await openConfiguredDb(loaded.config.database.url, loaded.home);
   try {
     const { vault } = await openVaultOn(db, loaded.home, { create: true });
     return await fn({ store: new RoutineStore(db, webhookKeySealer(vault)), db, loaded });

@@ -1,3 +1,4 @@
+import { UserError } from '../errors.js';
 import { mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
@@ -53,6 +54,19 @@ export async function compactDb(db: Db, kind: DbTarget['kind']): Promise<void> {
     await db.$queryRawUnsafe('PRAGMA wal_checkpoint(TRUNCATE)');
   } else {
     await db.$executeRawUnsafe('VACUUM FULL "Message"');
+  }
+}
+
+/**
+ * Opens (and migrates) the database a configuration names. A failure is a UserError that says what
+ * to check — the hub and every command that works with the hub stopped open it this way.
+ */
+export async function openConfiguredDb(databaseUrl: string | undefined, home: string): Promise<{ db: Db; target: DbTarget }> {
+  const target = resolveDbTarget(databaseUrl, home);
+  try {
+    return { db: await openDb(target), target };
+  } catch (err) {
+    throw new UserError(`cannot open the database ${target.display}: ${(err as Error).message}`, target.kind === 'postgres' ? 'check DATABASE_URL and that PostgreSQL accepts connections (`bulwark doctor`)' : `check that ${home} is writable (\`bulwark doctor\`)`);
   }
 }
 

@@ -1,7 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { LoadedConfig } from '../config/load.js';
-import { openDb, resolveDbTarget, type Db } from '../db/client.js';
-import { UserError } from '../errors.js';
+import { openConfiguredDb, type Db } from '../db/client.js';
 import { ConversationCipher } from './conversation-keys.js';
 import { loadMasterKey, type MasterKey } from './master-key.js';
 import type { SecretSource } from './source.js';
@@ -25,13 +24,7 @@ export async function openVaultOn(db: Db, home: string, opts: { create: boolean;
  * `leakscan`). Creates the master key on first use, like `bulwark start` would.
  */
 export async function openVault(loaded: LoadedConfig): Promise<{ vault: Vault; source: SecretSource; db: Db; close(): Promise<void> }> {
-  const target = resolveDbTarget(loaded.config.database.url, loaded.home);
-  let db: Db;
-  try {
-    db = await openDb(target);
-  } catch (err) {
-    throw new UserError(`cannot open the database ${target.display}: ${(err as Error).message}`, 'check DATABASE_URL / BULWARK_HOME (`bulwark doctor`)');
-  }
+  const { db } = await openConfiguredDb(loaded.config.database.url, loaded.home);
   try {
     const { vault } = await openVaultOn(db, loaded.home, { create: true });
     return { vault, source: vault, db, close: () => db.$disconnect() };
