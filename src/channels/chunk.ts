@@ -6,7 +6,7 @@
  * every chunk's markup is balanced.
  */
 
-const FENCE_OPEN = /^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)[^\n]*$/;
+import { readFence } from './markdown.js';
 
 interface Unit { md: string; code?: { lang: string; lines: string[] } }
 
@@ -17,17 +17,11 @@ function units(md: string): Unit[] {
   let para: string[] = [];
   const flush = () => { if (para.length) out.push({ md: para.join('\n') }); para = []; };
   for (let i = 0; i < lines.length; i++) {
-    const m = FENCE_OPEN.exec(lines[i]!);
-    if (m) {
+    const f = readFence(lines, i);
+    if (f) {
       flush();
-      const mark = m[1]!;
-      const body: string[] = [];
-      for (i++; i < lines.length; i++) {
-        const t = lines[i]!.trim();
-        if (t.startsWith(mark[0]!.repeat(mark.length)) && /^(`+|~+)$/.test(t)) break;
-        body.push(lines[i]!);
-      }
-      out.push({ md: fence(m[2] ?? '', body), code: { lang: m[2] ?? '', lines: body } });
+      i = f.end;
+      out.push({ md: fence(f.lang, f.body), code: { lang: f.lang, lines: f.body } });
       continue;
     }
     if (lines[i]!.trim() === '') flush();

@@ -24,6 +24,25 @@ export type Block =
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)[^\n]*$/;
 
+/**
+ * The fenced code block opening at lines[i], if one does: its language, its body lines, and the index
+ * of its closing line (lines.length when the text ends inside the fence). Shared by the converter and
+ * the chunker so both agree on where code is.
+ */
+export function readFence(lines: readonly string[], i: number): { lang: string; body: string[]; end: number } | undefined {
+  const open = FENCE.exec(lines[i]!);
+  if (!open) return undefined;
+  const mark = open[1]!;
+  const body: string[] = [];
+  let j = i + 1;
+  for (; j < lines.length; j++) {
+    const close = lines[j]!.trim();
+    if (close.startsWith(mark[0]!.repeat(mark.length)) && /^(`+|~+)$/.test(close)) break;
+    body.push(lines[j]!);
+  }
+  return { lang: open[2] ?? '', body, end: j };
+}
+
 /** Parses Markdown into blocks (lines joined within a paragraph by "\n"). */
 export function parseMarkdown(md: string): Block[] {
   const lines = md.replace(/\r\n?/g, '\n').split('\n');
@@ -32,17 +51,11 @@ export function parseMarkdown(md: string): Block[] {
   const flush = () => { if (para.length) blocks.push({ t: 'para', c: parseInline(para.join('\n')) }); para = []; };
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
-    const fence = FENCE.exec(line);
+    const fence = readFence(lines, i);
     if (fence) {
       flush();
-      const mark = fence[1]!;
-      const body: string[] = [];
-      for (i++; i < lines.length; i++) {
-        const close = lines[i]!.trim();
-        if (close.startsWith(mark[0]!.repeat(mark.length)) && /^(`+|~+)$/.test(close)) break;
-        body.push(lines[i]!);
-      }
-      blocks.push({ t: 'code', lang: fence[2] ?? '', v: body.join('\n') });
+      i = fence.end;
+      blocks.push({ t: 'code', lang: fence.lang, v: fence.body.join('\n') });
       continue;
     }
     if (/^\s*$/.test(line)) { flush(); continue; }
