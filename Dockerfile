@@ -3,6 +3,9 @@ FROM node:22-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
+# whatsapp-web.js depends on puppeteer, whose install script would download its own Chrome; the hub
+# uses the system's Chromium instead (see WITH_CHROMIUM below).
+ENV PUPPETEER_SKIP_DOWNLOAD=1
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json prisma.config.ts ./
 COPY prisma ./prisma
@@ -12,6 +15,9 @@ COPY bin ./bin
 RUN npm run build && npm prune --omit=dev
 
 FROM node:22-bookworm-slim
+# The WhatsApp channel drives WhatsApp Web in Chromium: build with --build-arg WITH_CHROMIUM=1 to use it.
+ARG WITH_CHROMIUM=0
+RUN if [ "$WITH_CHROMIUM" = "1" ]; then apt-get update && apt-get install -y --no-install-recommends chromium && rm -rf /var/lib/apt/lists/*; fi
 ENV NODE_ENV=production \
     BULWARK_HOME=/data \
     BULWARK_HOST=0.0.0.0 \
