@@ -4,12 +4,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { readAttachment } from '../src/channels/attachments.js';
-import { openDb, resolveDbTarget } from '../src/db/client.js';
-import { openVaultOn } from '../src/vault/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { startHub, type Hub, type Role } from '../src/hub.js';
 import { createLogger, silentLogger, type Logger } from '../src/logger.js';
+import { until } from './support/wait.js';
+import { assertSealedAttachment } from './support/attachments.js';
 import { startDiscordStandIn, snowflake, user, type DiscordStandIn } from './support/discord-standin.js';
 import { lastUserText, startLlmStandIn, type StandIn } from './support/llm-standin.js';
 import { startRedis, type Service } from './support/services.js';
@@ -20,15 +19,6 @@ import { ApiClient, standInEnv } from './support/hub.js';
  * the hub: Redis queues, the agent worker and an LLM stand-in.
  */
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 interface Running { hub: Hub; api: ApiClient; home: string; close(): Promise<void> }
 
@@ -172,21 +162,7 @@ describe('Discord: real discord.js ↔ gateway/REST stand-in ↔ hub ↔ agent',
     assert.ok(m, JSON.stringify(got.body.content));
     assert.equal(cdnGets().length, 1);
     assert.equal(cdnGets()[0]!.auth, undefined, 'no token goes to the CDN');
-    const stored = readFileSync(join(t.home, 'attachments', 'discord', `att_${m[1]}.sealed`));
-    assert.ok(!stored.includes(png.subarray(0, 64)) && !stored.toString('utf8').includes(png.toString('base64').slice(0, 40)), 'the file is stored in the clear');
-    const db = await openDb(resolveDbTarget(undefined, t.home));
-    try {
-      const { cipher } = await openVaultOn(db, t.home, { create: false });
-      const convs = await db.conversation.findMany({ where: { channel: 'discord' }, select: { id: true, chatId: true } });
-      const open = (id: string) => readAttachment(t.home, 'discord', `att_${m[1]}`, (context, sealed) => cipher.open(id, context, sealed));
-      const own = convs.find((c) => c.chatId === chan)!;
-      assert.deepEqual((await open(own.id)).bytes, png, 'the conversation\'s key opens it');
-      const others = convs.filter((c) => c !== own);
-      assert.ok(others.length > 0);
-      for (const c of others) await assert.rejects(open(c.id), 'another conversation cannot open it');
-    } finally {
-      await db.$disconnect();
-    }
+    await assertSealedAttachment({ home: t.home, channel: 'discord', id: `att_${m[1]}`, bytes: png, own: (chatId) => chatId === chan });
 
     // An executable named like a photo: refused by its bytes.
     discord.userMessage({ channelId: chan, author: owner, content: '', dm: true, attachments: [discord.addFile(Buffer.concat([Buffer.from('MZ'), Buffer.alloc(500, 0)]), 'holiday.jpg', 'image/jpeg')] });

@@ -1,14 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readAttachment } from '../src/channels/attachments.js';
-import { openDb, resolveDbTarget } from '../src/db/client.js';
-import { openVaultOn } from '../src/vault/index.js';
 import { inboundJobId } from '../src/channels/contract.js';
 import { WORKING_TEXT } from '../src/channels/slack/send.js';
 import { INBOUND, PREFIX } from '../src/queues.js';
+import { assertSealedAttachment } from './support/attachments.js';
 import { lastUserText, startLlmStandIn, type StandIn } from './support/llm-standin.js';
 import { startRedis, type Service } from './support/services.js';
 import { standInEnv } from './support/hub.js';
@@ -130,21 +127,7 @@ describe('Slack (Socket Mode): real Bolt ↔ Slack stand-in ↔ hub ↔ agent', 
     const m = /\[attachment (att_[0-9a-f]{32}): "chart\.png", image\/png, 2 KB\]/.exec(String(got.args.text));
     assert.ok(m, String(got.args.text));
     assert.deepEqual(slack.downloads.map((d) => d.auth), [BOT_TOKEN], 'one download, with the bot token');
-    const stored = readFileSync(join(t.home, 'attachments', 'slack', `${m[1]}.sealed`));
-    assert.ok(!stored.includes(png.subarray(0, 64)) && !stored.toString('utf8').includes(png.toString('base64').slice(0, 40)), 'the file is stored in the clear');
-    const db = await openDb(resolveDbTarget(undefined, t.home));
-    try {
-      const { cipher } = await openVaultOn(db, t.home, { create: false });
-      const convs = await db.conversation.findMany({ where: { channel: 'slack' }, select: { id: true, chatId: true } });
-      const open = (id: string) => readAttachment(t.home, 'slack', m[1]!, (context, sealed) => cipher.open(id, context, sealed));
-      const own = convs.find((c) => c.chatId === chan)!;
-      assert.deepEqual((await open(own.id)).bytes, png, 'the conversation\'s key opens it');
-      const others = convs.filter((c) => c !== own);
-      assert.ok(others.length > 0);
-      for (const c of others) await assert.rejects(open(c.id), 'another conversation cannot open it');
-    } finally {
-      await db.$disconnect();
-    }
+    await assertSealedAttachment({ home: t.home, channel: 'slack', id: m[1]!, bytes: png, own: (chatId) => chatId === chan });
 
     // An executable named like a photo: refused by its bytes.
     await slack.sendEvent(dm(OWNER, chan, '', { subtype: 'file_share', files: [slack.addFile(Buffer.concat([Buffer.from('MZ'), Buffer.alloc(500, 0)]), 'holiday.jpg', 'image/jpeg')] }));

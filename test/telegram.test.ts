@@ -4,12 +4,12 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { readAttachment } from '../src/channels/attachments.js';
 import { openDb, resolveDbTarget } from '../src/db/client.js';
-import { openVaultOn } from '../src/vault/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { startHub, type Hub } from '../src/hub.js';
 import { createLogger, silentLogger } from '../src/logger.js';
+import { waitFor } from './support/wait.js';
+import { assertSealedAttachment } from './support/attachments.js';
 import { ApiClient, standInEnv } from './support/hub.js';
 import { lastUserText, startLlmStandIn, type StandIn } from './support/llm-standin.js';
 import { runCli } from './support/process.js';
@@ -29,15 +29,6 @@ const OTHER_BOT: TgUser = { id: 555, is_bot: true, first_name: 'Spam', username:
 const GROUP = { id: -100500, type: 'supergroup' as const, is_forum: true };
 const dmWith = (u: TgUser) => ({ id: u.id, type: 'private' as const });
 
-async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, what: string, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v && !(Array.isArray(v) && v.length === 0)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 40));
-  }
-}
 
 const repliesTo = (tg: TelegramStandIn, chatId: number, text: string) => tg.sent().filter((c) => Number(c.body.chat_id) === chatId && String(c.body.text).includes(text));
 
@@ -268,22 +259,8 @@ rate_per_chat_ms = 20
     assert.ok(m, String(reply!.body.text));
     const stored = join(home, 'attachments', 'telegram', `${m[1]}.sealed`);
     assert.equal(statSync(stored).mode & 0o077, 0, 'only the owner can read stored attachments');
-    assert.ok(!readFileSync(stored).includes(png.subarray(0, 64)) && !readFileSync(stored, 'utf8').includes(png.toString('base64').slice(0, 40)), 'the attachment is stored in the clear');
-    // Sealed with the conversation's data key: the hub's cipher opens it, bound to its id.
-    const db = await openDb(resolveDbTarget(undefined, home));
-    try {
-      const { cipher } = await openVaultOn(db, home, { create: false });
-      // The owner's DM (its chat id carries a /new epoch when an earlier test started over).
-      const convs = await db.conversation.findMany({ where: { channel: 'telegram' }, select: { id: true, chatId: true } });
-      const own = convs.filter((c) => /^111(~\d+)?$/.test(c.chatId));
-      const opened = await Promise.all(own.map((c) => readAttachment(home, 'telegram', m[1]!, (context, sealed) => cipher.open(c.id, context, sealed)).then((a) => a.bytes, () => undefined)));
-      assert.deepEqual(opened.filter(Boolean), [png], 'exactly the owner\'s current conversation opens it');
-      const others = convs.filter((c) => !own.includes(c));
-      assert.ok(others.length > 0);
-      for (const c of others) await assert.rejects(readAttachment(home, 'telegram', m[1]!, (context, sealed) => cipher.open(c.id, context, sealed)), 'another conversation cannot open it');
-    } finally {
-      await db.$disconnect();
-    }
+    // Sealed with the conversation's data key; the owner's DM chat id carries a /new epoch when an earlier test started over.
+    await assertSealedAttachment({ home, channel: 'telegram', id: m[1]!, bytes: png, own: (chatId) => /^111(~\d+)?$/.test(chatId) });
 
     // An executable named like a photo: refused by its bytes, and the agent is told so.
     const exe = tg.addFile(Buffer.concat([Buffer.from('MZ'), Buffer.alloc(500, 0)]));

@@ -6,14 +6,13 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Client, type ClientInfo, type Message } from 'whatsapp-web.js';
 import wweb from 'whatsapp-web.js';
-import { readAttachment } from '../src/channels/attachments.js';
-import { openDb, resolveDbTarget } from '../src/db/client.js';
-import { openVaultOn } from '../src/vault/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { startHub, type Hub, type Role } from '../src/hub.js';
 import { silentLogger } from '../src/logger.js';
 import { linkWhatsApp } from '../src/cli/whatsapp-login.js';
 import { hasSession, markLinked } from '../src/channels/whatsapp/client.js';
+import { until } from './support/wait.js';
+import { assertSealedAttachment } from './support/attachments.js';
 import { lastUserText, startLlmStandIn, type StandIn } from './support/llm-standin.js';
 import { startRedis, type Service } from './support/services.js';
 import { ApiClient, standInEnv } from './support/hub.js';
@@ -57,15 +56,6 @@ function raw(o: { from: string; author?: string; body: string; mentioned?: strin
   };
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function channelCheck(url: string): Promise<{ ok: boolean; detail?: string }> {
   const r = (await (await fetch(`${url}/readyz`)).json()) as { checks: Array<{ name: string; ok: boolean; detail?: string }> };
@@ -192,21 +182,7 @@ describe('WhatsApp: the real whatsapp-web.js Client and Message ↔ hub ↔ agen
     assert.ok(m, got.content);
     assert.equal(downloads, 1);
     const id = `att_${m[1]}`;
-    const stored = readFileSync(join(t.home, 'attachments', 'whatsapp', `${id}.sealed`));
-    assert.ok(!stored.includes(png.subarray(0, 64)) && !stored.toString('utf8').includes(png.toString('base64').slice(0, 40)), 'the file is stored in the clear');
-    const db = await openDb(resolveDbTarget(undefined, t.home));
-    try {
-      const { cipher } = await openVaultOn(db, t.home, { create: false });
-      const convs = await db.conversation.findMany({ where: { channel: 'whatsapp' }, select: { id: true, chatId: true } });
-      const open = (cid: string) => readAttachment(t.home, 'whatsapp', id, (context, sealed) => cipher.open(cid, context, sealed));
-      const own = convs.find((c) => c.chatId === OWNER)!;
-      assert.deepEqual((await open(own.id)).bytes, png, 'the conversation\'s key opens it');
-      const others = convs.filter((c) => c !== own);
-      assert.ok(others.length > 0);
-      for (const c of others) await assert.rejects(open(c.id), 'another conversation cannot open it');
-    } finally {
-      await db.$disconnect();
-    }
+    await assertSealedAttachment({ home: t.home, channel: 'whatsapp', id, bytes: png, own: (chatId) => chatId === OWNER });
 
     // An executable sent as a document named like a photo: refused by its bytes.
     emitMedia({ from: OWNER, caption: '', type: 'document', filename: 'holiday.jpg', bytes: Buffer.concat([Buffer.from('MZ'), Buffer.alloc(500, 0)]), mimetype: 'image/jpeg' });

@@ -13,15 +13,7 @@ import { APP_TOKEN, BOT_TOKEN, nextTs, type ApiCall, type SlackStandIn } from '.
 export const OWNER = 'UOWNER01';
 export const GENERAL = 'CGENERAL1';
 
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+export { until } from './wait.js';
 
 export interface Running { hub: Hub; api: ApiClient; home: string; close(keepHome?: boolean): Promise<void> }
 
