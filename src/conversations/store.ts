@@ -1,4 +1,4 @@
-import type { Db } from '../db/client.js';
+import { isUniqueViolation, type Db } from '../db/client.js';
 import { messageContext, type ConversationKey, type TextCipher } from './cipher.js';
 
 export type { ConversationKey } from './cipher.js';
@@ -37,9 +37,6 @@ export interface NewMessage {
 
 type MessageRow = { seq: number; id: string; conversationId: string; role: string; body: string; sealed: boolean; senderId: string | null; senderName: string | null; replyTo: string | null; createdAt: Date };
 
-function isUniqueViolation(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: string }).code === 'P2002';
-}
 
 export class ConversationStore {
   /*

@@ -70,6 +70,11 @@ export async function openConfiguredDb(databaseUrl: string | undefined, home: st
   }
 }
 
+/** A write that lost to an existing row with the same unique key (Prisma's P2002): callers re-read. */
+export function isUniqueViolation(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: string }).code === 'P2002';
+}
+
 /** Cheap liveness probe for /readyz and `bulwark doctor`. */
 export async function pingDb(db: Db): Promise<void> {
   await db.$queryRawUnsafe('SELECT 1');

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../db/client.js';
+import { isUniqueViolation, type Db } from '../db/client.js';
 import type { Routine as RoutineRow, RoutineRun as RunRow } from '../generated/sqlite/client.js';
 import type { Draft, Outcome, Routine, Trigger } from './spec.js';
 
@@ -84,9 +84,6 @@ export function toDraft(r: Routine): Draft {
   };
 }
 
-function isUniqueViolation(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: string }).code === 'P2002';
-}
 
 /** Seals webhook keys at rest (the vault, handed in by the hub or the CLI). */
 export interface WebhookKeySealer {

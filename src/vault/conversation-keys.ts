@@ -1,4 +1,4 @@
-import type { Db } from '../db/client.js';
+import { isUniqueViolation, type Db } from '../db/client.js';
 import type { ConversationKey, TextCipher } from '../conversations/cipher.js';
 import { newDataKey, openWithKey, openWithMaster, sealWithKey, sealWithMaster } from './crypto.js';
 
@@ -15,9 +15,6 @@ export const conversationKeyAad = (conversationId: string) => JSON.stringify(['c
 /** Data keys held in memory, at most this many (oldest out); a miss costs one row read. */
 const CACHE_LIMIT = 10_000;
 
-function isUniqueViolation(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: string }).code === 'P2002';
-}
 
 export class ConversationCipher implements TextCipher {
   private readonly keys = new Map<string, Buffer>();
