@@ -5,6 +5,7 @@ import { LeakDetector, type Finding, type SecretEntry } from '../vault/leak.js';
 import { openVault } from '../vault/index.js';
 import { keyFilePath, MASTER_KEY_ENV } from '../vault/master-key.js';
 import { config } from './common.js';
+import { readStdin } from './stdin.js';
 
 /*
  * `bulwark leakscan`: runs the leak detector over stdin and prints the findings and the redacted
@@ -32,12 +33,6 @@ export function readSecretFile(path: string): SecretEntry[] {
     entries.push({ name: line.slice(0, eq).trim(), value: line.slice(eq + 1) });
   });
   return entries;
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function describe(f: Finding): string {

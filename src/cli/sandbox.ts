@@ -8,6 +8,7 @@ import { createVaultEgress, type EgressEvent } from '../vault/egress.js';
 import type { openVault } from '../vault/index.js';
 import { DEFAULT_LIMITS, LIMIT_BOUNDS, resolveLimits, type Limits } from '../sandbox/limits.js';
 import { loadAgentManifest } from '../sandbox/manifest.js';
+import { readStdin } from './stdin.js';
 import type { RunResult } from '../sandbox/result.js';
 
 interface RunFlags {
@@ -34,10 +35,7 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 async function readCode(file: string): Promise<string> {
-  if (file !== '-') return readFile(file, 'utf8');
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return file === '-' ? readStdin() : readFile(file, 'utf8');
 }
 
 /**

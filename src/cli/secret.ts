@@ -5,17 +5,13 @@ import { openVault } from '../vault/index.js';
 import { generateKey, NEW_MASTER_KEY_ENV, parseKey, pendingKeyFilePath, promotePendingKey, writeKeyFile } from '../vault/master-key.js';
 import { isChannelSecret, type SecretPolicy } from '../vault/policy.js';
 import { config, hubClient } from './common.js';
+import { readStdin } from './stdin.js';
 
 /*
  * `bulwark secret add|list|rm|rotate-master`. A secret's value is read from stdin (piped) or typed
  * at a prompt that does not echo — never from argv, where it would land in shell history and `ps`.
  */
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-}
 
 /** Reads a line from the terminal without echoing it. */
 function readHidden(prompt: string): Promise<string> {
@@ -45,7 +41,8 @@ function readHidden(prompt: string): Promise<string> {
 }
 
 async function readValue(name: string): Promise<string> {
-  return process.stdin.isTTY ? readHidden(`value of ${name} (not shown): `) : readStdin();
+  // `echo VALUE | bulwark secret add` adds a newline that is not part of the value.
+  return process.stdin.isTTY ? readHidden(`value of ${name} (not shown): `) : (await readStdin()).replace(/\r?\n$/, '');
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
