@@ -24,7 +24,7 @@ import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { startRoutines } from './routines/index.js';
 import { registerApprovalApi } from './approvals/api.js';
 import { createControlPlane } from './approvals/control-plane.js';
-import { createReplyGuard, vaultDetector } from './vault/guard.js';
+import { guardWith, vaultDetector } from './vault/guard.js';
 import { openVaultOn, webhookKeySealer } from './vault/index.js';
 import { createVaultEgress, isLeakEvent } from './vault/egress.js';
 import { createPolicyEgress } from './sandbox/index.js';
@@ -117,7 +117,11 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     // Requests that wait for a human are DMed to the owners by whichever gateway process runs the chat channels.
     const ownerPrompts = createQueue(APPROVAL_PROMPTS, redisTarget);
     closers.push(() => ownerPrompts.close());
-    const control = await createControlPlane({ db, home, config, role, vault, store, outbound, cipher, metrics, logger, onPending: (req) => queueOwnerPrompt(ownerPrompts, req.id) });
+    // One leak detector for the process (the vault's secrets and the LLM key), rebuilt when the vault changes.
+    const hubSecrets = config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : [];
+    const hubDetector = vaultDetector(vault, hubSecrets);
+    const detectLeaks = guardWith(hubDetector);
+    const control = await createControlPlane({ db, home, config, role, vault, store, outbound, cipher, metrics, logger, leaks: detectLeaks, onPending: (req) => queueOwnerPrompt(ownerPrompts, req.id) });
     closers.push(() => control.close());
 
     // The sandbox reaches the network only through the vault's egress: handles become values only
@@ -135,10 +139,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       : opts.tools ? { tools: opts.tools, promptExtras: [], close: async () => undefined } : await createAgentToolset(config, home, logger, { egress, approvedGrants: control.approvedGrants });
     closers.push(() => toolset.close());
     if (role !== 'gateway') control.offerTool(toolset);
-    // Every text the agent posts passes the leak detector: the vault's secrets and the LLM key.
-    const hubSecrets = config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : [];
-    const detectLeaks = createReplyGuard(vault, hubSecrets);
-    // Each place's findings are recorded (names and formats, never values) in the audit log.
+    // Every text the agent posts passes the leak detector. Each place's findings are recorded (names and formats, never values) in the audit log.
     const guardFor = (place: string) => async (text: string) => {
       const g = await detectLeaks(text);
       if (g.findings.length > 0) control.audit.sink({ kind: 'leak.detected', actor: 'system', subject: place, data: { findings: g.findings.map((f) => ({ name: f.secret ?? null, format: f.pattern ?? null, encoding: f.encoding ?? null })) } });
@@ -147,9 +148,8 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     const guard = guardFor('reply');
     // So does every log line (synchronously, with the detector of the vault as last seen; refreshed
     // every few seconds, so a secret added while the hub runs is scrubbed from then on).
-    const logDetector = vaultDetector(vault, hubSecrets);
-    let scrubWith = await logDetector();
-    const refresh = setInterval(() => { logDetector().then((d) => { scrubWith = d; }, () => undefined); }, 5_000);
+    let scrubWith = await hubDetector();
+    const refresh = setInterval(() => { hubDetector().then((d) => { scrubWith = d; }, () => undefined); }, 5_000);
     refresh.unref();
     setLogScrubber(logger, (line) => {
       const { redacted, findings } = scrubWith.redact(line);

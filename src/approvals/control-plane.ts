@@ -9,7 +9,7 @@ import type { ConversationStore } from '../conversations/store.js';
 import type { Db } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { createReplyGuard } from '../vault/guard.js';
+import type { OutboundGuard } from '../vault/guard.js';
 import type { SecretSource } from '../vault/source.js';
 import { ApprovalGateway } from './gateway.js';
 import { conversationNotifier } from './notify.js';
@@ -47,15 +47,16 @@ export interface ControlPlane {
  */
 export async function createControlPlane(deps: {
   db: Db; home: string; config: Config; role: string; vault: SecretSource; store: ConversationStore; outbound: Queue; cipher: TextCipher; metrics: Metrics; logger: Logger;
+  /** The hub's leak guard (vault secrets and the LLM key): audit fields that hold a secret are redacted. */
+  leaks: OutboundGuard;
   /** Called for each request that waits for a human (the hub queues the owners' DMs). */
   onPending?: ((req: ApprovalRequest) => Promise<void>) | undefined;
 }): Promise<ControlPlane> {
   const { db, home, config, logger } = deps;
-  const secretsGuard = createReplyGuard(deps.vault, config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : []);
   const audit = new AuditLog(db, {
     home, key: loadAuditKey(config.audit, home), checkpointEvery: config.audit.checkpoint_every, logger,
     onFailure: () => deps.metrics.errors.inc({ where: 'audit' }),
-    holdsSecret: async (s) => (await secretsGuard(s)).findings.length > 0,
+    holdsSecret: async (s) => (await deps.leaks(s)).findings.length > 0,
   });
   const rulesPath = config.approvals.rules ? (isAbsolute(config.approvals.rules) ? config.approvals.rules : resolve(home, config.approvals.rules)) : join(home, 'approvals.toml');
   loadRules(rulesPath);

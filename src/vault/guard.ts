@@ -36,11 +36,11 @@ export function vaultDetector(source: SecretSource | undefined, extra: SecretEnt
 }
 
 /**
- * The guard for chat replies and routine messages: redacts every secret the hub holds, in any
- * encoding the detector knows, and well-known credential formats.
+ * A guard over a detector (usually `vaultDetector`): redacts every secret the detector knows, in any
+ * encoding, and well-known credential formats. One detector serves every guard of a process (chat
+ * replies, routine messages, LLM requests, audit fields, log lines), so its tables are built once.
  */
-export function createReplyGuard(source: SecretSource | undefined, extra: SecretEntry[]): OutboundGuard {
-  const detector = vaultDetector(source, extra);
+export function guardWith(detector: () => Promise<LeakDetector>): OutboundGuard {
   return async (text) => {
     const { redacted, findings } = (await detector()).redact(text);
     return {
