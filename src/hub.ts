@@ -4,6 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { createModel, describeModel } from './agent/llm.js';
 import { ToolRegistry } from './agent/tools.js';
 import { createAgentToolset } from './agent/codeact.js';
+import { SEND_FILE_PROMPT, createSendFileTool } from './agent/send-file.js';
+import { openAgentFile } from './channels/attachments.js';
 import { startAgentWorker } from './agent/worker.js';
 import type { ChannelAdapter } from './channels/contract.js';
 import { Inbox } from './channels/inbox.js';
@@ -146,6 +148,17 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       return g;
     };
     const guard = guardFor('reply');
+    // Files the agent sends with a reply: checked by type, name and the leak detector, stored sealed.
+    if (role !== 'gateway' && !toolset.tools.get('send_file')) {
+      toolset.tools.register(createSendFileTool({
+        home, seal: (conversationId, context, b64) => cipher.seal(conversationId, context, b64), guard: guardFor('file'),
+        onLeak: (conversationId, findings) => {
+          metrics.leaks.inc({ place: 'file' }, findings.length);
+          logger.warn({ conversationId, findings }, 'refused a file from the agent: it holds a credential');
+        },
+      }));
+      toolset.promptExtras.push(SEND_FILE_PROMPT);
+    }
     // So does every log line (synchronously, with the detector of the vault as last seen; refreshed
     // every few seconds, so a secret added while the hub runs is scrubbed from then on).
     let scrubWith = await hubDetector();
@@ -191,7 +204,10 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       await fanout.start();
       closers.push(() => fanout.stop());
       sessions = new Sessions(redis);
-      web = { inbox: new Inbox(redis, inbound, cipher, control.audit.sink), store, fanout, sessions, apiToken, metrics, logger, secureCookies: false, audit: control.audit.sink };
+      web = {
+        inbox: new Inbox(redis, inbound, cipher, control.audit.sink), store, fanout, sessions, apiToken, metrics, logger, secureCookies: false, audit: control.audit.sink,
+        openFile: (conversationId, ref) => openAgentFile(home, cipher, conversationId, ref),
+      };
       for (const a of adapters.values()) {
         checks.push({ name: `channel:${a.name}`, check: async () => { const s = a.status(); return { ok: s.state === 'connected', detail: s.detail ?? s.state }; } });
         closers.push(() => a.stop());

@@ -44,6 +44,7 @@ describe('Discord: real discord.js ↔ gateway/REST stand-in ↔ hub ↔ agent',
   let discord: DiscordStandIn;
   let t: Running;
   const owner = user('owner');
+  const owner2 = user('owner2');
   const member = user('member');
   const dmChannel = snowflake();
 
@@ -54,7 +55,7 @@ describe('Discord: real discord.js ↔ gateway/REST stand-in ↔ hub ↔ agent',
     discord = await startDiscordStandIn();
     t = await startDiscordHub({
       discord, redisUrl: redis.url, env: standInEnv(llm.baseUrl),
-      toml: `[channels.discord]\nenabled = true\napi_url = "${discord.api}"\nowners = ["${owner.id}"]\ngroups = ["${discord.channelId}"]\nrate_per_chat_ms = 0\n`,
+      toml: `[channels.discord]\nenabled = true\napi_url = "${discord.api}"\nowners = ["${owner.id}", "${owner2.id}"]\ngroups = ["${discord.channelId}"]\nrate_per_chat_ms = 0\n`,
     });
     await until('discord connected', async () => (await discordCheck(t.hub.url)).ok);
   });
@@ -250,6 +251,124 @@ describe('Discord: real discord.js ↔ gateway/REST stand-in ↔ hub ↔ agent',
     assert.ok(attempts[1]!.at - attempts[0]!.at >= 900, 'waited for retry_after');
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(repliesIn(dmChannel, since).length, 1, 'delivered exactly once');
+  });
+
+  const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+  const CSV = 'a,b\n1,2\n';
+  /** The model answers "FILES" with send_file calls (named in the message), then a text reply. */
+  const withFiles = (files: Array<{ name: string; content: string; encoding?: 'base64' }>) => llm.setHandler((req) => {
+    const hasToolResult = req.messages.some((m) => m.role === 'tool');
+    if (lastUserText(req).includes('FILES') && !hasToolResult) return { toolCalls: files.map((f) => ({ name: 'send_file', args: f })) };
+    return { text: `here you go: ${lastUserText(req)}` };
+  });
+  const echo = () => llm.setHandler((req) => ({ text: `echo: ${lastUserText(req)}` }));
+  const uploadsSince = (since: number) => discord.uploads().filter((u) => u.call.at >= since);
+
+  it('files out: a CSV and a PNG go to the thread after the text, as multipart uploads with the exact bytes and names', async () => {
+    withFiles([{ name: 'report.csv', content: CSV }, { name: 'pixel.png', content: PNG.toString('base64'), encoding: 'base64' }]);
+    try {
+      const since = Date.now();
+      discord.userMessage({ channelId: discord.threadId, author: member, content: `<@&${discord.botRoleId}> FILES please`, mentionRoles: [discord.botRoleId] });
+      const ups = await until('both uploads', () => { const u = uploadsSince(since); return u.length >= 2 ? u : undefined; });
+      assert.deepEqual(ups.map((u) => u.channelId), [discord.threadId, discord.threadId], 'the thread is the target, as for the text');
+      assert.deepEqual(ups.map((u) => u.files.map((f) => [f.field, f.filename])), [[['files[0]', 'report.csv']], [['files[0]', 'pixel.png']]]);
+      assert.equal(ups[0]!.files[0]!.bytes.toString('utf8'), CSV);
+      assert.ok(ups[1]!.files[0]!.bytes.equals(PNG), 'the PNG arrives byte for byte');
+      assert.match(ups[1]!.files[0]!.contentType, /^image\/png/);
+      for (const u of ups) {
+        assert.deepEqual(u.call.body.allowed_mentions, { parse: [], replied_user: false }, 'payload_json: nobody pinged');
+        assert.equal(u.call.body.content, undefined, 'an upload carries no text of its own');
+        assert.equal(u.call.auth, `Bot ${discord.token}`);
+      }
+      const text = repliesIn(discord.threadId, since).filter((c) => !c.files);
+      assert.deepEqual(text.map((c) => c.body.content), ['here you go: FILES please']);
+      assert.ok(discord.calls.indexOf(text[0]!) < discord.calls.indexOf(ups[0]!.call), 'the text comes first, then the files');
+    } finally {
+      echo();
+    }
+  });
+
+  it('files out: an upload answered with 429 is delivered after retry_after, once; the text and the first file are not sent again', async () => {
+    withFiles([{ name: 'first.csv', content: 'one\n' }, { name: 'second.csv', content: 'two\n' }]);
+    discord.failNext(new RegExp(`^POST /channels/${dmChannel}/messages$`), 429, { retryAfter: 1, upload: /^second\.csv$/ });
+    try {
+      const since = Date.now();
+      discord.userMessage({ channelId: dmChannel, author: owner, content: 'FILES rate limited', dm: true });
+      await until('the second file after the rate limit', () => uploadsSince(since).some((u) => u.files[0]!.filename === 'second.csv'));
+      await new Promise((r) => setTimeout(r, 500));
+      const tried = discord.calls.filter((c) => c.at >= since && c.path === `/channels/${dmChannel}/messages`);
+      const named = (n: string) => tried.filter((c) => c.files?.[0]?.filename === n);
+      assert.deepEqual(named('first.csv').map((c) => c.status), [200], 'the first file once');
+      assert.deepEqual(named('second.csv').map((c) => c.status), [429, 200], 'the second: rate limited, then delivered once');
+      assert.equal(named('second.csv')[0]!.files![0]!.bytes.toString(), 'two\n');
+      assert.deepEqual(tried.filter((c) => !c.files).map((c) => [c.body.content, c.status]), [['here you go: FILES rate limited', 200]], 'the text once');
+    } finally {
+      echo();
+    }
+  });
+
+  it('files out through /bulwark ask: the file is a follow-up on the interaction webhook', async () => {
+    withFiles([{ name: 'answer.txt', content: 'forty-two\n' }]);
+    try {
+      const since = Date.now();
+      const i = discord.slashCommand({ channelId: discord.channelId, user: member, text: 'FILES via slash' });
+      const [up] = await until('the follow-up upload', () => { const u = uploadsSince(since); return u.length ? u : undefined; });
+      assert.equal(up!.call.method, 'POST');
+      assert.equal(up!.call.path, `/webhooks/${discord.applicationId}/${i.token}`);
+      assert.equal(up!.call.auth, undefined, 'interaction webhooks take no bot token');
+      assert.equal(up!.files[0]!.filename, 'answer.txt');
+      assert.equal(up!.files[0]!.bytes.toString(), 'forty-two\n');
+      const edit = discord.calls.find((c) => c.at >= since && c.method === 'PATCH' && c.path === `/webhooks/${discord.applicationId}/${i.token}/messages/@original`);
+      assert.equal(edit?.body.content, 'here you go: FILES via slash', 'the deferred answer is the text');
+    } finally {
+      echo();
+    }
+  });
+
+  it('approvals: every owner gets a DM ending with the commands (a failed DM is retried without repeating the others); /approve ID in the DM approves', async () => {
+    const REASON = 'need it *now* @everyone';
+    llm.setHandler((req) => {
+      const m = req.messages.at(-1);
+      if (m?.role === 'tool') {
+        const r = JSON.parse(typeof m.content === 'string' ? m.content : JSON.stringify(m.content)).untrusted_data;
+        return { text: `Requested ${r.id} (${r.status})` };
+      }
+      const ask = /ask (\S+)/.exec(lastUserText(req));
+      if (ask) return { toolCalls: [{ name: 'request_capability', args: { kind: 'grant_host', target: ask[1], reason: REASON } }] };
+      return { text: `echo: ${lastUserText(req)}` };
+    });
+    // The first DM channel cannot be opened: that owner is prompted on the job's retry.
+    discord.failNext(/^POST \/users\/@me\/channels$/, 500);
+    try {
+      const since = Date.now();
+      discord.userMessage({ channelId: discord.channelId, author: member, content: `<@${discord.bot.id}> ask http://127.0.0.1:9`, mentions: [discord.bot] });
+      const reply = await until('the agent\'s reply', () => repliesIn(discord.channelId, since).find((c) => /Requested apr\\?_/.test(c.body.content)));
+      const id = /Requested (apr_[a-z2-9]{8})/.exec(reply.body.content.replace(/\\_/g, '_'))?.[1];
+      assert.ok(id, reply.body.content);
+      const dm1 = discord.dmChannelOf(owner.id);
+      const dm2 = discord.dmChannelOf(owner2.id);
+      const prompts = (dm: string) => repliesIn(dm, since).filter((c) => String(c.body.content).includes(`/approve ${id}`));
+      await until('both owners prompted', () => prompts(dm1).length > 0 && prompts(dm2).length > 0);
+      assert.ok(discord.calls.some((c) => c.at >= since && c.path === '/users/@me/channels' && c.status === 500), 'one DM failed first');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(prompts(dm1).length, 1, 'the owner whose DM failed: prompted once, on the retry');
+      assert.equal(prompts(dm2).length, 1, 'the other owner: not prompted again by the retry');
+      const p = prompts(dm2)[0]!.body;
+      assert.ok(p.content.length <= 2000);
+      assert.ok(p.content.startsWith(`Approval request ${id.replace('_', '\\_')}\n`), 'the id shows as apr_… once Discord renders the escape');
+      assert.ok(p.content.endsWith(`Reply here with \`/approve ${id}\` or \`/deny ${id}\`.`), p.content);
+      assert.ok(p.content.includes('need it \\*now\\* @\u200beveryone'), 'the reason shows as typed: no Markdown, no mention');
+      assert.deepEqual(p.allowed_mentions, { parse: [], replied_user: false });
+      assert.equal((await t.api.request('GET', `/api/approvals/${id}`)).json.state, 'pending');
+
+      const decided = Date.now();
+      discord.userMessage({ channelId: dm1, author: owner, content: `/approve ${id}`, dm: true });
+      const [notice] = await until('the outcome in the DM', () => { const r = repliesIn(dm1, decided); return r.length ? r : undefined; });
+      assert.match(notice!.body.content, /^Approved/);
+      assert.equal((await t.api.request('GET', `/api/approvals/${id}`)).json.state, 'applied');
+    } finally {
+      echo();
+    }
   });
 
   it('resumes after a dropped connection, replays what it missed, and says so in the status', async () => {

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { loadConfig } from '../src/config/load.js';
 import { openDb, resolveDbTarget } from '../src/db/client.js';
 import { startHub, type Hub } from '../src/hub.js';
 import { createLogger, silentLogger } from '../src/logger.js';
+import { startTelegramHub } from './support/telegram-hub.js';
 import { waitFor } from './support/wait.js';
 import { ApiClient, standInEnv } from './support/hub.js';
 import { lastUserText, startLlmStandIn, type ChatRequest, type StandIn } from './support/llm-standin.js';
@@ -96,21 +97,7 @@ describe('approving capability requests from Telegram (buttons and /approve, own
       return { text: `echo: ${user}` };
     });
     tg = await startTelegramStandIn({ token: TOKEN });
-    writeFileSync(join(home, 'bulwark.toml'), `
-[channels.telegram]
-enabled = true
-owners = [${OWNER.id}, ${OWNER2.id}]
-allow = [${FRIEND.id}]
-groups = [${GROUP.id}]
-api_root = "${tg.url}"
-poll_timeout_s = 5
-rate_per_chat_ms = 20
-`);
-    const env = { BULWARK_HOME: home, BULWARK_PORT: '0', BULWARK_CONFIG: join(home, 'bulwark.toml'), REDIS_URL: redis.url, ...standInEnv(llm.baseUrl), BULWARK_WORKER_SHUTDOWN_MS: '5000' };
-    const logger = process.env.DEBUG ? createLogger({ level: 'debug', pretty: false }) : silentLogger();
-    hub = await startHub({ loaded: loadConfig(env, home), role: 'all', logger, secret: async (name) => (name === 'telegram.token' ? TOKEN : undefined) });
-    api = new ApiClient(hub.url, readFileSync(join(home, 'api-token'), 'utf8').trim());
-    await waitFor(async () => (await api.request('GET', '/readyz')).status === 200, 'the hub with Telegram connected');
+    ({ hub, api } = await startTelegramHub({ home, redisUrl: redis.url, llmUrl: llm.baseUrl, tgUrl: tg.url, token: TOKEN, settings: [`owners = [${OWNER.id}, ${OWNER2.id}]`, `allow = [${FRIEND.id}]`, `groups = [${GROUP.id}]`] }));
   });
 
   after(async () => {

@@ -36,10 +36,12 @@ Client.prototype.initialize = async function initialize(this: Client) {
   clients.push(this);
 };
 
-interface Sent { chatId: string; content: string; options: { quotedMessageId?: string; linkPreview?: boolean } | undefined }
+interface Sent { chatId: string; content: string; options: { quotedMessageId?: string; linkPreview?: boolean } | undefined; n?: number }
+interface SentMedia { chatId: string; media: unknown; options: { sendMediaAsDocument?: boolean; caption?: string } | undefined; n: number }
 
 const OWN = '15550001111@c.us';
 const OWNER = '15551234567@c.us';
+const OWNER2 = '15557778888@c.us';
 const GROUP = '120363012345678901@g.us';
 let seq = 0;
 
@@ -79,6 +81,10 @@ describe('WhatsApp: the real whatsapp-web.js Client and Message ↔ hub ↔ agen
   let t: Awaited<ReturnType<typeof startWhatsAppHub>>;
   let client: Client;
   const sent: Sent[] = [];
+  const sentMedia: SentMedia[] = [];
+  /** The next sendMessage matching each predicate fails the way a broken page does (the promise rejects). */
+  const failOnce: Array<(chatId: string, content: unknown) => boolean> = [];
+  const attempts: Array<{ chatId: string; content: unknown }> = [];
   const emit = (r: Record<string, unknown>) => { client.emit('message', new real.Message(client, r)); return r; };
   const sentTo = (chatId: string, since: number) => sent.filter((s, i) => s.chatId === chatId && i >= since);
 
@@ -88,13 +94,18 @@ describe('WhatsApp: the real whatsapp-web.js Client and Message ↔ hub ↔ agen
     llm.setHandler((req) => ({ text: `echo: ${lastUserText(req)}` }));
     t = await startWhatsAppHub({
       redisUrl: redis.url, env: standInEnv(llm.baseUrl), linked: true,
-      toml: `owners = ["${OWNER}"]\ngroups = ["${GROUP}"]\nrate_per_chat_ms = 0\n`,
+      toml: `owners = ["${OWNER}", "${OWNER2}"]\ngroups = ["${GROUP}"]\nrate_per_chat_ms = 0\n`,
     });
     client = await until('the adapter built its client', () => clients[0]);
     let n = 0;
-    client.sendMessage = (async (chatId: string, content: string, options?: Sent['options']) => {
-      sent.push({ chatId, content, options });
-      return new real.Message(client, { id: { fromMe: true, remote: chatId, id: `BOT${++n}`, _serialized: `true_${chatId}_BOT${n}` }, body: content, type: 'chat', from: OWN, to: chatId });
+    client.sendMessage = (async (chatId: string, content: unknown, options?: Sent['options'] & SentMedia['options']) => {
+      attempts.push({ chatId, content });
+      const f = failOnce.findIndex((p) => p(chatId, content));
+      if (f >= 0) { failOnce.splice(f, 1); throw new Error('Evaluation failed: stand-in page error'); }
+      ++n;
+      if (typeof content === 'string') sent.push({ chatId, content, options, n });
+      else sentMedia.push({ chatId, media: content, options, n });
+      return new real.Message(client, { id: { fromMe: true, remote: chatId, id: `BOT${n}`, _serialized: `true_${chatId}_BOT${n}` }, body: typeof content === 'string' ? content : '', type: typeof content === 'string' ? 'chat' : 'document', from: OWN, to: chatId });
     }) as Client['sendMessage'];
     assert.equal((await channelCheck(t.hub.url)).ok, false, 'not connected before WhatsApp Web says ready');
     client.info = new real.ClientInfo(client, { wid: { server: 'c.us', user: '15550001111', _serialized: OWN }, pushname: 'Bulwark', platform: 'android' });
@@ -231,6 +242,93 @@ describe('WhatsApp: the real whatsapp-web.js Client and Message ↔ hub ↔ agen
     await new Promise((res) => setTimeout(res, 500));
     assert.equal(sentTo(OWNER, since).length, 1);
     assert.equal(llm.requests.length - before, 1);
+  });
+
+  const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+  /** The model answers "FILES" with send_file calls, then a text reply. */
+  const withFiles = (files: Array<{ name: string; content: string; encoding?: 'base64' }>) => llm.setHandler((req) => {
+    if (lastUserText(req).includes('FILES') && !req.messages.some((m) => m.role === 'tool')) return { toolCalls: files.map((f) => ({ name: 'send_file', args: f })) };
+    return { text: `here you go: ${lastUserText(req)}` };
+  });
+  const echo = () => llm.setHandler((req) => ({ text: `echo: ${lastUserText(req)}` }));
+
+  it('files out: a CSV as a document and a PNG as a photo, real MessageMedia with the exact bytes, after the text', async () => {
+    withFiles([{ name: 'report.csv', content: 'a,b\n1,2\n' }, { name: 'pixel.png', content: PNG.toString('base64'), encoding: 'base64' }]);
+    try {
+      const since = sentMedia.length;
+      const textSince = sent.length;
+      emit(raw({ from: OWNER, body: 'FILES please' }));
+      const media = await until('both files', () => { const m = sentMedia.slice(since).filter((x) => x.chatId === OWNER); return m.length >= 2 ? m : undefined; });
+      for (const m of media) assert.ok(m.media instanceof wweb.MessageMedia, 'a real whatsapp-web.js MessageMedia');
+      const [csv, png] = media.map((m) => m.media as InstanceType<typeof wweb.MessageMedia>);
+      assert.deepEqual([csv!.mimetype, csv!.filename, csv!.data], ['text/plain', 'report.csv', Buffer.from('a,b\n1,2\n').toString('base64')]);
+      assert.deepEqual([png!.mimetype, png!.filename, png!.data], ['image/png', 'pixel.png', PNG.toString('base64')]);
+      assert.equal(media[0]!.options?.sendMediaAsDocument, true, 'text goes as a document');
+      assert.equal(media[1]!.options?.sendMediaAsDocument, false, 'an image shows inline');
+      const [text] = sentTo(OWNER, textSince);
+      assert.equal(text!.content, 'here you go: FILES please');
+      assert.ok(text!.n! < media[0]!.n, 'the text first, then the files');
+    } finally {
+      echo();
+    }
+  });
+
+  it('files out: a file whose send failed mid-way is not sent again (it may have arrived); the next one still goes', async () => {
+    withFiles([{ name: 'first.txt', content: 'one\n' }, { name: 'second.txt', content: 'two\n' }]);
+    try {
+      const since = sentMedia.length;
+      const tried = attempts.length;
+      // The first upload's page call fails: whatsapp-web.js cannot tell whether the phone got it.
+      failOnce.push((chatId, content) => chatId === OWNER && (content as { filename?: string }).filename === 'first.txt');
+      emit(raw({ from: OWNER, body: 'FILES shaky' }));
+      const [second] = await until('the second file', () => { const m = sentMedia.slice(since).filter((x) => x.chatId === OWNER); return m.length ? m : undefined; });
+      assert.equal((second!.media as { filename: string }).filename, 'second.txt');
+      await new Promise((r) => setTimeout(r, 500));
+      const uploads = attempts.slice(tried).filter((a) => typeof a.content !== 'string').map((a) => (a.content as { filename: string }).filename);
+      assert.deepEqual(uploads, ['first.txt', 'second.txt'], 'each file tried once: no blind repeat');
+    } finally {
+      echo();
+    }
+  });
+
+  it('approvals: every owner is messaged with the request ending in the commands (a failed one is retried without repeating the others); /approve ID approves', async () => {
+    const MEMBER = '15557654321@c.us';
+    llm.setHandler((req) => {
+      const m = req.messages.at(-1);
+      if (m?.role === 'tool') {
+        const r = JSON.parse(typeof m.content === 'string' ? m.content : JSON.stringify(m.content)).untrusted_data;
+        return { text: `Requested ${r.id} (${r.status})` };
+      }
+      const ask = /ask (\S+)/.exec(lastUserText(req));
+      if (ask) return { toolCalls: [{ name: 'request_capability', args: { kind: 'grant_host', target: ask[1], reason: 'to read the page' } }] };
+      return { text: `echo: ${lastUserText(req)}` };
+    });
+    try {
+      const since = sent.length;
+      failOnce.push((chatId, content) => chatId === OWNER && typeof content === 'string' && content.startsWith('Approval request'));
+      emit(raw({ from: GROUP, author: MEMBER, body: '@15550001111 ask http://127.0.0.1:9', mentioned: [OWN] }));
+      const reply = await until('the agent\'s reply', () => sentTo(GROUP, since).find((s) => s.content.includes('Requested apr_')));
+      const id = /Requested (apr_[a-z2-9]{8})/.exec(reply.content)?.[1];
+      assert.ok(id, reply.content);
+      const prompts = (to: string) => sentTo(to, since).filter((s) => s.content.startsWith(`Approval request ${id}\n`));
+      await until('both owners prompted', () => prompts(OWNER).length > 0 && prompts(OWNER2).length > 0);
+      assert.ok(attempts.some((a) => a.chatId === OWNER && typeof a.content === 'string' && a.content.includes(id)), 'the first owner\'s message was tried');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(prompts(OWNER).length, 1, 'the owner whose message failed: prompted once, on the retry');
+      assert.equal(prompts(OWNER2).length, 1, 'the other owner: not messaged again by the retry');
+      const p = prompts(OWNER2)[0]!;
+      assert.ok(p.content.endsWith(`Reply here with /approve ${id} or /deny ${id}`), p.content);
+      assert.equal(p.options?.linkPreview, false);
+      assert.equal((await t.api.request('GET', `/api/approvals/${id}`)).json.state, 'pending');
+
+      const decided = sent.length;
+      emit(raw({ from: OWNER, body: `/approve ${id}` }));
+      const notice = await until('the outcome', () => sentTo(OWNER, decided).find((s) => /^(Approved|Not done)/.test(s.content)));
+      assert.match(notice.content, /^Approved/);
+      assert.equal((await t.api.request('GET', `/api/approvals/${id}`)).json.state, 'applied');
+    } finally {
+      echo();
+    }
   });
 
   it('a disconnect shows in the status; an unlinked session is a clear error', async () => {

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { FileRef } from '../channels/contract.js';
 import type { Logger } from '../logger.js';
 
 /** What a tool gets to know about the turn that called it. Nothing here is a secret. */
@@ -7,6 +8,8 @@ export interface ToolContext {
   /** Aborted when the turn is cancelled (shutdown, turn deadline). */
   signal: AbortSignal;
   logger: Logger;
+  /** Files for the reply this turn will send (send_file adds to it); absent where there is no reply (routine runs). */
+  replyFiles?: FileRef[] | undefined;
 }
 
 /**

@@ -2,7 +2,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job, type Queue } from '
 import { ZodError } from 'zod';
 import type { Redis } from 'ioredis';
 import type { LanguageModel, ModelMessage } from 'ai';
-import { replyIdFor, type InboundMessage, type OutboundMessage } from '../channels/contract.js';
+import { replyIdFor, type FileRef, type InboundMessage, type OutboundMessage } from '../channels/contract.js';
 import { dedupeKey } from '../channels/inbox.js';
 import { enqueueReply, openInbound } from '../channels/queue-payloads.js';
 import type { TextCipher } from '../conversations/cipher.js';
@@ -14,6 +14,7 @@ import { INBOUND, lockedWorkerOptions, type RedisTarget } from '../queues.js';
 import { ConversationGate } from './gate.js';
 import { NO_MODEL_REPLY } from './llm.js';
 import { LlmUnavailableError, runTurn } from './loop.js';
+import { sentFileLine } from './send-file.js';
 import type { ToolRegistry } from './tools.js';
 
 export const DEFAULT_SYSTEM_PROMPT = [
@@ -47,7 +48,9 @@ export interface AgentWorkerDeps {
 }
 
 function toModelMessages(history: StoredMessage[]): ModelMessage[] {
-  return history.map((m) => (m.role === 'user' ? { role: 'user', content: m.text } : { role: 'assistant', content: m.text }));
+  return history.map((m) => (m.role === 'user'
+    ? { role: 'user', content: m.text }
+    : { role: 'assistant', content: [m.text, ...m.files.map(sentFileLine)].join('\n') }));
 }
 
 /**
@@ -69,7 +72,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
   const provider = llm.provider ?? 'none';
   const system = [llm.system_prompt ?? DEFAULT_SYSTEM_PROMPT, ...(deps.promptExtras ?? [])].join('\n\n');
 
-  async function answer(conversationId: string, user: StoredMessage, signal: AbortSignal): Promise<{ text: string; tokensIn?: number; tokensOut?: number }> {
+  async function answer(conversationId: string, user: StoredMessage, signal: AbortSignal, replyFiles: FileRef[]): Promise<{ text: string; tokensIn?: number; tokensOut?: number }> {
     const command = await deps.commands?.(user.text);
     if (command !== undefined) return { text: command };
     if (!deps.model) return { text: NO_MODEL_REPLY };
@@ -85,6 +88,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
         conversationId,
         signal,
         logger,
+        replyFiles,
         onStep: (s) => {
           metrics.llmDuration.observe({ provider, outcome: s.ok ? 'ok' : 'error' }, s.ms / 1000);
           metrics.llmTokens.inc({ provider, kind: 'input' }, s.inputTokens);
@@ -134,13 +138,14 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
       let reply = job.attemptsStarted > 1 || job.attemptsMade > 0 ? await store.getMessage(replyId) : null;
       if (!reply) {
         // BullMQ aborts the signal when the worker is shut down hard (cancelAllJobs): the LLM call stops.
-        const a = await answer(conversationId, user, signal ?? new AbortController().signal);
+        const files: FileRef[] = [];
+        const a = await answer(conversationId, user, signal ?? new AbortController().signal, files);
         const guarded = deps.guard ? await deps.guard(a.text) : { text: a.text, findings: [] };
         if (guarded.findings.length > 0) {
           metrics.leaks.inc({ place: 'reply' }, guarded.findings.length);
           logger.warn({ conversationId, jobId, findings: guarded.findings }, 'redacted a credential from a reply');
         }
-        reply = await store.appendMessage({ id: replyId, conversationId, role: 'assistant', text: guarded.text, replyTo: msg.messageId, tokensIn: a.tokensIn, tokensOut: a.tokensOut });
+        reply = await store.appendMessage({ id: replyId, conversationId, role: 'assistant', text: guarded.text, replyTo: msg.messageId, tokensIn: a.tokensIn, tokensOut: a.tokensOut, files });
       }
       // The turn's history is written: free the conversation before sending, so the user's next
       // message (which may arrive the moment the reply does) does not find it busy. A crash after
@@ -149,6 +154,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
       const out: OutboundMessage = {
         channel: msg.channel, accountId: msg.accountId, chatId: msg.chatId, conversationId,
         messageId: replyId, replyTo: msg.messageId, text: reply.text, seq: reply.seq, inboundAt: msg.receivedAt,
+        ...(reply.files.length > 0 ? { files: reply.files } : {}),
       };
       // Same job id on a retried turn: BullMQ drops the second add, so the user gets one reply.
       await enqueueReply(deps.outbound, deps.cipher, out);

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { TextCipher } from '../conversations/cipher.js';
+import type { FileRef } from './contract.js';
 
 /*
  * Files people send to the bot. Fetched only AFTER access control passed (a stranger's upload is
@@ -54,6 +56,9 @@ export async function fetchCapped(url: string, maxBytes = ATTACHMENT_MAX_BYTES, 
   return Buffer.concat(parts);
 }
 
+/** Where files the agent made for a reply are stored (attachments/agent/<id>.sealed); see src/agent/send-file.ts. */
+export const AGENT_FILES_DIR = 'agent';
+
 export interface StoredAttachment { id: string; path: string; mime: string; bytes: number }
 
 /** Seals an attachment's bytes (base64) for its conversation, bound to the attachment id. */
@@ -78,6 +83,16 @@ export async function readAttachment(home: string, channel: string, id: string, 
   if (!/^att_[0-9a-f]{32}$/.test(id)) throw new Error(`"${id.slice(0, 40)}" is not an attachment id`);
   const stored = JSON.parse(readFileSync(attachmentPath(home, channel, id), 'utf8')) as { mime: string; sealed: string };
   return { mime: stored.mime, bytes: Buffer.from(await open(attachmentContext(id), stored.sealed), 'base64') };
+}
+
+/**
+ * The bytes of a file the agent sent with a reply, opened with its conversation's key (a file of
+ * another conversation does not open) and checked against the reference the reply carries.
+ */
+export async function openAgentFile(home: string, cipher: Pick<TextCipher, 'open'>, conversationId: string, ref: FileRef): Promise<Buffer> {
+  const f = await readAttachment(home, AGENT_FILES_DIR, ref.id, (context, sealed) => cipher.open(conversationId, context, sealed));
+  if (f.mime !== ref.mime || f.bytes.length !== ref.bytes) throw new Error(`stored file ${ref.id} does not match its reference`);
+  return f.bytes;
 }
 
 /** The line the agent reads in place of the file. The user's file name is shown, quoted, never used as a path. */

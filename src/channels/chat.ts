@@ -11,8 +11,9 @@ import { AccessControl, type Verdict } from './access.js';
 import { outcomeText, parseApprovalCommand, type ChatApprovals } from './approvals.js';
 import { chunkMessage } from './chunk.js';
 import { ConnectionState, scrub } from './connection.js';
-import { conversationIdFor, inboundMessageSchema, type ChannelAdapter, type OutboundMessage } from './contract.js';
-import { DeliveryLedger, RateLimiter, deliverChunks, type DeliveryReport } from './delivery.js';
+import { openAgentFile } from './attachments.js';
+import { conversationIdFor, inboundMessageSchema, type ChannelAdapter, type FileRef, type OutboundMessage, type OutgoingFile } from './contract.js';
+import { DeliveryLedger, PermanentSendError, RateLimiter, deliverChunks, type DeliveryReport } from './delivery.js';
 import type { Inbox } from './inbox.js';
 import { PAIRING_TTL_S, PairingStore } from './pairing.js';
 import { TypingIndicator } from './typing.js';
@@ -101,6 +102,14 @@ const typingKey = (accountId: string, chatId: string, messageId: string) => `${a
 export function splitEpoch(chatId: string): { chatId: string; epoch: number } {
   const m = /^(.*)~(\d+)$/.exec(chatId);
   return m ? { chatId: m[1]!, epoch: Number(m[2]) } : { chatId, epoch: 0 };
+}
+
+/** How an adapter delivers a reply (see ChatCore.deliver). */
+export interface DeliverIO {
+  limit: number;
+  convert(md: string): string;
+  sendChunk(text: string, index: number): Promise<string>;
+  sendFile(file: OutgoingFile): Promise<string>;
 }
 
 export class ChatCore {
@@ -253,13 +262,49 @@ export class ChatCore {
    * (or may have been), rate-limits, and stops the typing indicator. `sendChunk` returns the
    * platform message id and throws RetryAfter / SendOutcomeUnknown / PermanentSendError (delivery.ts).
    */
-  async deliver(out: OutboundMessage, o: { limit: number; convert(md: string): string; sendChunk(text: string, index: number): Promise<string> }): Promise<DeliveryReport> {
+  async deliver(out: OutboundMessage, o: DeliverIO): Promise<DeliveryReport> {
     if (out.replyTo) this.typing.stop(typingKey(out.accountId, out.chatId, out.replyTo));
     const chunks = chunkMessage(out.text, { limit: o.limit, convert: o.convert });
+    // Each file is opened (with the conversation's key) only when its turn to be sent comes.
+    const files = (out.files ?? []).map((ref) => async () => o.sendFile({ ...ref, data: await this.openFile(out.conversationId, ref) }));
     return deliverChunks({
-      channel: this.name, messageId: out.messageId, chat: `${out.accountId}:${splitEpoch(out.chatId).chatId}`, chunks,
+      channel: this.name, messageId: out.messageId, chat: `${out.accountId}:${splitEpoch(out.chatId).chatId}`, chunks, files,
       ledger: this.ledger, limiter: this.limiter, logger: this.logger, sendChunk: o.sendChunk,
     });
+  }
+
+  /** The bytes of a file the agent sent, opened for its conversation (a file of another conversation does not open). */
+  async openFile(conversationId: string, ref: FileRef): Promise<Buffer> {
+    try {
+      return await openAgentFile(this.deps.home, this.deps.cipher, conversationId, ref);
+    } catch (err) {
+      // Missing, altered or misplaced: no retry can make it open.
+      throw new PermanentSendError(`the file ${JSON.stringify(ref.name)} could not be opened: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Sends a pending approval request to each owner whose id matches `valid`, once: owners already
+   * told are skipped, so a retried prompt job (one owner failed) does not message the others twice.
+   * A permanent failure (DMs closed, bot blocked) is logged and skipped; any other failure throws
+   * after the others were tried, and the prompt job is retried. `send` throws delivery.ts errors.
+   */
+  async promptEachOwner(req: ApprovalRequest, valid: RegExp, send: (owner: string) => Promise<void>, hint = ''): Promise<void> {
+    const failures: string[] = [];
+    for (const owner of this.config.owners) {
+      if (!valid.test(owner)) continue;
+      const key = `bulwark:${this.name}:prompted:${req.id}:${owner}`;
+      if (await this.redis.exists(key)) continue;
+      try {
+        await send(owner);
+        await this.redis.set(key, '1', 'EX', 7 * 24 * 3600);
+      } catch (err) {
+        const e = err as Error;
+        this.logger.warn({ owner, request: req.id, err: this.scrub(e.message) }, `could not send an approval request to an owner${hint}`);
+        if (!(e instanceof PermanentSendError)) failures.push(this.scrub(e.message));
+      }
+    }
+    if (failures.length > 0) throw new Error(`${this.name}: ${failures.join('; ')}`);
   }
 
   /** Call from the adapter's stop(). */

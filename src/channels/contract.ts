@@ -27,6 +27,20 @@ export const inboundMessageSchema = z.strictObject({
 });
 export type InboundMessage = z.infer<typeof inboundMessageSchema>;
 
+/** A file the agent sent with a reply: stored sealed for its conversation (src/agent/send-file.ts). */
+export const fileRefSchema = z.strictObject({
+  id: z.string().regex(/^att_[0-9a-f]{32}$/),
+  /** Shown to the recipient; made safe by the send_file tool (no path, a type-matching extension). */
+  name: z.string().min(1).max(128),
+  mime: z.enum(['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'application/pdf', 'text/plain']),
+  bytes: z.number().int().positive(),
+});
+export type FileRef = z.infer<typeof fileRefSchema>;
+/** A file on its way out: the reference and the opened bytes. */
+export type OutgoingFile = FileRef & { data: Buffer };
+/** Most files one reply carries. */
+export const MAX_REPLY_FILES = 5;
+
 export const outboundMessageSchema = z.strictObject({
   channel: inboundMessageSchema.shape.channel,
   accountId: id,
@@ -38,6 +52,8 @@ export const outboundMessageSchema = z.strictObject({
   replyTo: id.optional(),
   /** Markdown; adapters convert it to the platform's format. */
   text: z.string().max(1_000_000),
+  /** Files sent after the text, each as the platform's document/photo upload. */
+  files: z.array(fileRefSchema).max(MAX_REPLY_FILES).optional(),
   /** Position in the conversation's stored history (the polling cursor). */
   seq: z.number().int().nonnegative(),
   /** When the inbound message was accepted, to measure end-to-end latency. */

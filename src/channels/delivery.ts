@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 
 /*
- * Reliable delivery of one outbound message as N chunks.
+ * Reliable delivery of one outbound message as N chunks (then its files, one part each).
  *
  * The ledger (a Redis hash per outbound message id) records each chunk's fate:
  *   c<i> = "sent:<platform id>"   delivered; never sent again
@@ -138,6 +138,8 @@ export interface DeliverOptions {
   logger: Logger;
   /** Sends chunk i; returns the platform's message id. */
   sendChunk(text: string, index: number): Promise<string>;
+  /** Further parts sent after the chunks (the reply's files), under the same ledger rules; each returns the platform id. */
+  files?: Array<() => Promise<string>>;
 }
 
 export interface DeliveryReport { sent: number; skipped: number; unknown: number[] }
@@ -145,25 +147,28 @@ export interface DeliveryReport { sent: number; skipped: number; unknown: number
 /** Sends the chunks not yet delivered, in order; see the file comment for the outcome rules. */
 export async function deliverChunks(o: DeliverOptions): Promise<DeliveryReport> {
   const report: DeliveryReport = { sent: 0, skipped: 0, unknown: [] };
-  const states = await o.ledger.states(o.messageId, o.chunks.length);
-  for (let i = 0; i < o.chunks.length; i++) {
+  const files = o.files ?? [];
+  const total = o.chunks.length + files.length;
+  const send = (i: number) => (i < o.chunks.length ? o.sendChunk(o.chunks[i]!, i) : files[i - o.chunks.length]!());
+  const states = await o.ledger.states(o.messageId, total);
+  for (let i = 0; i < total; i++) {
     const st = states[i]!;
     if (st.state === 'sent' || st.state === 'unknown') { report.skipped += 1; continue; }
     if (st.state === 'pending' || !(await o.ledger.claim(o.messageId, i))) {
       await o.ledger.unknown(o.messageId, i);
-      o.logger.warn({ channel: o.channel, messageId: o.messageId, chunk: i, of: o.chunks.length }, 'an earlier attempt died while sending this chunk: it may not have arrived; not re-sending it (no duplicates)');
+      o.logger.warn({ channel: o.channel, messageId: o.messageId, chunk: i, of: total }, 'an earlier attempt died while sending this chunk: it may not have arrived; not re-sending it (no duplicates)');
       report.unknown.push(i);
       continue;
     }
     await o.limiter.wait(o.chat);
     try {
-      const platformId = await o.sendChunk(o.chunks[i]!, i);
+      const platformId = await send(i);
       await o.ledger.sent(o.messageId, i, platformId);
       report.sent += 1;
     } catch (err) {
       if (err instanceof SendOutcomeUnknown) {
         await o.ledger.unknown(o.messageId, i);
-        o.logger.warn({ channel: o.channel, messageId: o.messageId, chunk: i, of: o.chunks.length, err: err.message }, 'chunk may not have arrived (no answer after the request went out); not re-sending it');
+        o.logger.warn({ channel: o.channel, messageId: o.messageId, chunk: i, of: total, err: err.message }, 'chunk may not have arrived (no answer after the request went out); not re-sending it');
         report.unknown.push(i);
         continue;
       }

@@ -1,5 +1,9 @@
 import { isUniqueViolation, type Db } from '../db/client.js';
+import { z } from 'zod';
+import { fileRefSchema, type FileRef } from '../channels/contract.js';
 import { messageContext, type ConversationKey, type TextCipher } from './cipher.js';
+
+const filesContext = (id: string, role: string) => `${messageContext(id, role)}:files`;
 
 export type { ConversationKey } from './cipher.js';
 
@@ -20,6 +24,8 @@ export interface StoredMessage {
   senderId: string | null;
   senderName: string | null;
   replyTo: string | null;
+  /** Files the agent sent with this reply (empty for most messages). */
+  files: FileRef[];
   createdAt: Date;
 }
 
@@ -33,9 +39,11 @@ export interface NewMessage {
   replyTo?: string | undefined;
   tokensIn?: number | undefined;
   tokensOut?: number | undefined;
+  /** Files the agent sent with this reply. */
+  files?: FileRef[] | undefined;
 }
 
-type MessageRow = { seq: number; id: string; conversationId: string; role: string; body: string; sealed: boolean; senderId: string | null; senderName: string | null; replyTo: string | null; createdAt: Date };
+type MessageRow = { seq: number; id: string; conversationId: string; role: string; body: string; sealed: boolean; senderId: string | null; senderName: string | null; replyTo: string | null; files?: string | null; createdAt: Date };
 
 
 export class ConversationStore {
@@ -50,7 +58,8 @@ export class ConversationStore {
   private async toStored(row: MessageRow): Promise<StoredMessage> {
     // Rows written before the vault existed are plaintext until sealPlaintext() has run over them.
     const text = row.sealed ? await this.cipher.open(row.conversationId, messageContext(row.id, row.role), row.body) : row.body;
-    return { seq: row.seq, id: row.id, conversationId: row.conversationId, role: row.role as Role, text, senderId: row.senderId, senderName: row.senderName, replyTo: row.replyTo, createdAt: row.createdAt };
+    const files = row.files ? z.array(fileRefSchema).parse(JSON.parse(await this.cipher.open(row.conversationId, filesContext(row.id, row.role), row.files))) : [];
+    return { seq: row.seq, id: row.id, conversationId: row.conversationId, role: row.role as Role, text, senderId: row.senderId, senderName: row.senderName, replyTo: row.replyTo, files, createdAt: row.createdAt };
   }
 
   private remember(id: string, channel: string): void {
@@ -91,11 +100,12 @@ export class ConversationStore {
     try {
       // The conversation exists (ensureConversation ran first), so its data key can be found or made.
       const body = await this.cipher.seal(m.conversationId, messageContext(m.id, m.role), m.text);
+      const files = m.files && m.files.length > 0 ? await this.cipher.seal(m.conversationId, filesContext(m.id, m.role), JSON.stringify(m.files)) : null;
       const row = await this.db.message.create({
         data: {
           id: m.id, conversationId: m.conversationId, role: m.role, body, sealed: true,
           senderId: m.senderId ?? null, senderName: m.senderName ?? null, replyTo: m.replyTo ?? null,
-          tokensIn: m.tokensIn ?? null, tokensOut: m.tokensOut ?? null,
+          tokensIn: m.tokensIn ?? null, tokensOut: m.tokensOut ?? null, files,
         },
       });
       return await this.toStored(row);

@@ -17,11 +17,14 @@ export function snowflake(): string {
   return String(((BigInt(Date.now()) - EPOCH) << 22n) + (counter++ % 4096n));
 }
 
-export interface RestCall { method: string; path: string; body: any; auth: string | undefined; at: number; status?: number }
+/** A file part of a multipart request (`files[N]`), as Discord receives it. */
+export interface Upload { field: string; filename: string; contentType: string; bytes: Buffer }
+/** `body` is the JSON body, or a multipart request's `payload_json`; `files` its file parts. */
+export interface RestCall { method: string; path: string; body: any; files?: Upload[]; auth: string | undefined; at: number; status?: number }
 export interface DiscordUser { id: string; username: string; global_name?: string; discriminator: string; bot?: boolean; avatar: null }
 
 /** One scripted failure for the next request whose "METHOD /path" matches. */
-interface Failure { match: RegExp; status: number; retryAfter?: number; times: number }
+interface Failure { match: RegExp; status: number; retryAfter?: number; times: number; upload?: RegExp | undefined }
 
 interface Session { id: string; seq: number; events: Array<{ s: number; t: string; d: unknown }>; socket?: WebSocket }
 
@@ -53,7 +56,12 @@ export interface DiscordStandIn {
   slashCommand(opts: { channelId: string; user: DiscordUser; text: string; dm?: boolean }): Record<string, any>;
   /** Closes the bot's socket abnormally (as a network drop does); discord.js then tries to resume. */
   dropConnection(code?: number): void;
-  failNext(match: RegExp, status: number, opts?: { retryAfter?: number; times?: number }): void;
+  /** `upload`: only requests carrying a file whose name matches (text messages to the same route go through). */
+  failNext(match: RegExp, status: number, opts?: { retryAfter?: number; times?: number; upload?: RegExp }): void;
+  /** The DM channel POST /users/@me/channels opens (or reopens) with this user. */
+  dmChannelOf(userId: string): string;
+  /** Accepted (200) bot messages that carried files, with the channel they went to. */
+  uploads(): Array<{ channelId: string; call: RestCall; files: Upload[] }>;
   /** Resolves once the bot has a live, identified or resumed session. */
   waitConnected(timeoutMs?: number): Promise<void>;
   /** Messages the bot posted to a channel that the stand-in accepted (200). */
@@ -65,13 +73,25 @@ export function user(name: string, extra: Partial<DiscordUser> = {}): DiscordUse
   return { id: snowflake(), username: name, global_name: name, discriminator: '0', avatar: null, ...extra };
 }
 
-async function readJson(req: IncomingMessage): Promise<any> {
+/** A JSON body, or multipart/form-data as Discord takes uploads: `payload_json` plus `files[N]` parts (Node's WHATWG parser). */
+async function readBody(req: IncomingMessage): Promise<{ body: any; files?: Upload[] }> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  const raw = Buffer.concat(chunks).toString('utf8');
-  if (!raw) return undefined;
-  if ((req.headers['content-type'] ?? '').includes('multipart/form-data')) return { multipart: raw };
-  try { return JSON.parse(raw); } catch { return raw; }
+  const buf = Buffer.concat(chunks);
+  const ct = req.headers['content-type'] ?? '';
+  if (ct.includes('multipart/form-data')) {
+    const form = await new Request('http://x', { method: 'POST', headers: { 'content-type': ct }, body: buf }).formData();
+    const files: Upload[] = [];
+    let body: any;
+    for (const [field, v] of form.entries()) {
+      if (typeof v === 'string') { if (field === 'payload_json') body = JSON.parse(v); continue; }
+      files.push({ field, filename: v.name, contentType: v.type, bytes: Buffer.from(await v.arrayBuffer()) });
+    }
+    return { body, files };
+  }
+  const raw = buf.toString('utf8');
+  if (!raw) return { body: undefined };
+  try { return { body: JSON.parse(raw) }; } catch { return { body: raw }; }
 }
 
 export async function startDiscordStandIn(opts: { token?: string } = {}): Promise<DiscordStandIn> {
@@ -97,10 +117,12 @@ export async function startDiscordStandIn(opts: { token?: string } = {}): Promis
     res.writeHead(status, { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers });
     res.end(body === undefined ? undefined : JSON.stringify(body));
   };
-  const botMessage = (channel: string, body: any, extra: Record<string, unknown> = {}) => {
+  const dmChannels = new Map<string, string>();
+  const botMessage = (channel: string, body: any, extra: Record<string, unknown> = {}, files: Upload[] = []) => {
     const m = {
       id: snowflake(), channel_id: channel, author: bot, content: body?.content ?? '', timestamp: new Date().toISOString(),
-      edited_timestamp: null, tts: false, mention_everyone: false, mentions: [], mention_roles: [], attachments: [], embeds: [],
+      edited_timestamp: null, tts: false, mention_everyone: false, mentions: [], mention_roles: [],
+      attachments: files.map((f) => ({ id: snowflake(), filename: f.filename, size: f.bytes.length, content_type: f.contentType, url: `${base}/attachments/${channel}/${snowflake()}/${f.filename}`, proxy_url: `${base}/attachments/x` })), embeds: [],
       pinned: false, type: body?.message_reference ? 19 : 0, flags: body?.flags ?? 0,
       ...(body?.message_reference ? { message_reference: { ...body.message_reference, channel_id: channel } } : {}), ...extra,
     };
@@ -112,15 +134,15 @@ export async function startDiscordStandIn(opts: { token?: string } = {}): Promis
     const url = new URL(req.url ?? '/', 'http://x');
     const path = decodeURIComponent(url.pathname).replace(/^\/api\/v10/, '');
     const method = req.method ?? 'GET';
-    const body = await readJson(req);
+    const { body, files } = await readBody(req);
     const auth = req.headers.authorization;
-    const call: RestCall = { method, path, body, auth, at: Date.now() };
+    const call: RestCall = { method, path, body, ...(files ? { files } : {}), auth, at: Date.now() };
     calls.push(call);
     (res as ServerResponse & { call?: RestCall }).call = call;
     // The CDN: signed links, no token.
     const file = method === 'GET' ? cdn.get(url.pathname) : undefined;
     if (file) { call.status = 200; res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(file.length) }).end(file); return; }
-    const f = failures.find((x) => x.match.test(`${method} ${path}`));
+    const f = failures.find((x) => x.match.test(`${method} ${path}`) && (!x.upload || (files ?? []).some((u) => x.upload!.test(u.filename))));
     if (f) {
       if (--f.times <= 0) failures.splice(failures.indexOf(f), 1);
       if (f.status === 429) return send(res, 429, { message: 'You are being rate limited.', retry_after: f.retryAfter ?? 1, global: false }, { 'retry-after': String(f.retryAfter ?? 1) });
@@ -134,11 +156,16 @@ export async function startDiscordStandIn(opts: { token?: string } = {}): Promis
       return send(res, 200, { url: `ws://127.0.0.1:${port}/gateway`, shards: 1, session_start_limit: { total: 1000, remaining: 999, reset_after: 0, max_concurrency: 1 } });
     }
     if (method === 'GET' && path === '/users/@me') return send(res, 200, bot);
+    if (method === 'POST' && path === '/users/@me/channels') {
+      const recipient = String(body?.recipient_id ?? '');
+      if (!/^\d{15,22}$/.test(recipient)) return send(res, 400, { message: 'Invalid Form Body', code: 50035 });
+      return send(res, 200, { id: standIn.dmChannelOf(recipient), type: 1, last_message_id: null, flags: 0, recipients: [{ id: recipient, username: 'someone', discriminator: '0', avatar: null }] });
+    }
     if ((m = path.match(/^\/applications\/(\d+)\/(?:guilds\/\d+\/)?commands$/))) {
       const list = (Array.isArray(body) ? body : [body]).map((c: any) => ({ id: snowflake(), application_id: m![1], version: snowflake(), type: 1, ...c }));
       return send(res, 200, method === 'PUT' ? list : list[0]);
     }
-    if (method === 'POST' && (m = path.match(/^\/channels\/(\d+)\/messages$/))) return send(res, 200, botMessage(m[1]!, body));
+    if (method === 'POST' && (m = path.match(/^\/channels\/(\d+)\/messages$/))) return send(res, 200, botMessage(m[1]!, body, {}, files));
     if (method === 'POST' && path.match(/^\/channels\/\d+\/typing$/)) return send(res, 204);
     if (method === 'PATCH' && (m = path.match(/^\/channels\/(\d+)\/messages\/(\d+)$/))) {
       const old = messages.get(m[2]!);
@@ -146,7 +173,7 @@ export async function startDiscordStandIn(opts: { token?: string } = {}): Promis
     }
     if (method === 'POST' && path.match(/^\/interactions\/\d+\/[^/]+\/callback$/)) return send(res, 204);
     if ((m = path.match(/^\/webhooks\/(\d+)\/([^/]+)(\/messages\/@original)?$/))) {
-      return send(res, 200, botMessage(channelId, body, { webhook_id: m[1], application_id: m[1] }));
+      return send(res, 200, botMessage(channelId, body, { webhook_id: m[1], application_id: m[1] }, files));
     }
     return send(res, 404, { message: `stand-in: no route for ${method} ${path}`, code: 0 });
   }
@@ -271,7 +298,16 @@ export async function startDiscordStandIn(opts: { token?: string } = {}): Promis
       live?.socket?.close(code, 'stand-in dropped the connection');
     },
     failNext(match, status, o = {}) {
-      failures.push({ match, status, ...(o.retryAfter !== undefined ? { retryAfter: o.retryAfter } : {}), times: o.times ?? 1 });
+      failures.push({ match, status, ...(o.retryAfter !== undefined ? { retryAfter: o.retryAfter } : {}), times: o.times ?? 1, upload: o.upload });
+    },
+    dmChannelOf(userId) {
+      let id = dmChannels.get(userId);
+      if (!id) { id = snowflake(); dmChannels.set(userId, id); }
+      return id;
+    },
+    uploads() {
+      return calls.filter((c) => c.method !== 'GET' && c.status === 200 && (c.files?.length ?? 0) > 0)
+        .map((call) => ({ channelId: /^\/channels\/(\d+)\/messages$/.exec(call.path)?.[1] ?? `webhook:${call.path}`, call, files: call.files! }));
     },
     async waitConnected(timeoutMs = 10_000) {
       const end = Date.now() + timeoutMs;

@@ -7,7 +7,10 @@ import { WebSocketServer, type WebSocket } from 'ws';
  * A stand-in of Slack for tests, speaking the real wire protocol so the real @slack/bolt talks to it
  * unchanged: the Web API over HTTP (form-encoded or JSON bodies, `{ok, error}` answers, 429 with
  * Retry-After), the Socket Mode websocket (hello, envelopes, acks, pings, dropped connections), and a
- * helper that posts properly signed HTTP events. Every Web API call is recorded.
+ * helper that posts properly signed HTTP events. Every Web API call is recorded. File uploads work as
+ * files.uploadV2 uses them: files.getUploadURLExternal hands out an upload URL on this server, the
+ * bytes are POSTed there (multipart, recorded as the call "upload"), files.completeUploadExternal
+ * shares them into a channel or thread (recorded in `shared`).
  */
 
 export const BOT_TOKEN = 'xoxb-standin-bot-token';
@@ -23,14 +26,19 @@ export interface Ack { envelope_id: string; payload?: unknown }
 /** What the next call(s) of a method answer instead of the normal reply. */
 export type Failure = { status: 429; retryAfter: number } | { error: string };
 
+/** A file shared by files.completeUploadExternal: what a user would see in the channel. */
+export interface SharedFile { id: string; filename: string; title?: string; bytes: Buffer; channel: string; threadTs?: string; at: number }
+
 export interface SlackStandIn {
   /** http://127.0.0.1:PORT/api/ — the WebClient's slackApiUrl. */
   apiUrl: string;
   calls: ApiCall[];
   /** Calls of one method, in order. */
   callsOf(method: string): ApiCall[];
-  /** The next `times` calls of `method` fail this way. */
-  failNext(method: string, failure: Failure, times?: number): void;
+  /** The next `times` calls of `method` fail this way (after `skip` calls that succeed). "upload" is the POST of a file's bytes. */
+  failNext(method: string, failure: Failure, times?: number, skip?: number): void;
+  /** Files shared into channels (files.completeUploadExternal), in order. */
+  shared: SharedFile[];
   /** Tokens that auth as valid; remove one to simulate a revoked token. */
   validTokens: Set<string>;
   /** Websocket connections opened so far (reconnects add up), and the ones open now. */
@@ -62,10 +70,19 @@ export function nextTs(): string {
   return `${1_700_000_000 + tsCounter}.${String(tsCounter).padStart(6, '0')}`;
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+/** The bytes POSTed to an upload URL: a multipart form (the WebClient's way, parsed by Node's own parser) or the raw body. */
+async function uploadedBytes(body: Buffer, contentType: string | undefined): Promise<{ bytes: Buffer; filename?: string }> {
+  if (!contentType?.startsWith('multipart/form-data')) return { bytes: body };
+  const form = await new Request('http://x', { method: 'POST', headers: { 'content-type': contentType }, body }).formData();
+  const files = [...form.values()].flatMap((v) => (typeof v === 'string' ? [] : [v]));
+  if (files.length !== 1) throw new Error(`expected one file part, got ${files.length}`);
+  return { bytes: Buffer.from(await files[0]!.arrayBuffer()), filename: files[0]!.name };
 }
 
 function parseArgs(body: string, contentType: string | undefined): Record<string, unknown> {
@@ -77,7 +94,10 @@ function parseArgs(body: string, contentType: string | undefined): Record<string
 export async function startSlackStandIn(): Promise<SlackStandIn> {
   const calls: ApiCall[] = [];
   const callOf = new WeakMap<ServerResponse, ApiCall>();
-  const failures = new Map<string, Array<Failure>>();
+  const failures = new Map<string, Array<Failure | 'pass'>>();
+  /** Upload slots from files.getUploadURLExternal, by file id; `bytes` once POSTed. */
+  const uploads = new Map<string, { filename: string; length: number; bytes?: Buffer }>();
+  const shared: SharedFile[] = [];
   const validTokens = new Set([BOT_TOKEN, APP_TOKEN]);
   const sockets = new Set<WebSocket>();
   const pendingAcks = new Map<string, (a: Ack) => void>();
@@ -106,18 +126,19 @@ export async function startSlackStandIn(): Promise<SlackStandIn> {
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname.startsWith('/files-pri/')) return serveFile(req, res, url.pathname);
+    const upload = /^\/upload\/v1\/(F\w+)$/.exec(url.pathname);
+    if (upload) return receiveUpload(req, res, upload[1]!);
     const method = url.pathname.replace(/^\/api\//, '');
-    const args = parseArgs(await readBody(req), req.headers['content-type']);
+    const args = parseArgs((await readBody(req)).toString('utf8'), req.headers['content-type']);
     const auth = req.headers.authorization?.replace(/^Bearer /, '') ?? (typeof args.token === 'string' ? args.token : undefined);
     const call: ApiCall = { method, args, ...(auth ? { auth } : {}), at: Date.now() };
     calls.push(call);
     callOf.set(res, call);
 
-    const queued = failures.get(method);
-    const failure = queued?.shift();
+    const failure = nextFailure(method);
     if (failure) {
       if ('status' in failure) return json(res, 429, { ok: false, error: 'ratelimited' }, { 'retry-after': String(failure.retryAfter) });
-      return json(res, 200, { ok: false, error: failure.error });
+      return json(res, 200, { ok: false, error: failure.error, ...(failure.error === 'missing_scope' ? { needed: 'files:write', provided: 'chat:write' } : {}) });
     }
     if (!auth) return json(res, 200, { ok: false, error: 'not_authed' });
     if (!validTokens.has(auth)) return json(res, 200, { ok: false, error: 'invalid_auth' });
@@ -138,12 +159,62 @@ export async function startSlackStandIn(): Promise<SlackStandIn> {
         return json(res, 200, { ok: true, channel: args.channel, ts: args.ts, text: args.text });
       case 'chat.delete':
         return json(res, 200, { ok: true, channel: args.channel, ts: args.ts });
+      case 'files.getUploadURLExternal': {
+        const length = Number(args.length);
+        if (typeof args.filename !== 'string' || !args.filename || !Number.isInteger(length) || length <= 0) return json(res, 200, { ok: false, error: 'invalid_arguments' });
+        const id = `F${randomUUID().replace(/-/g, '').slice(0, 10).toUpperCase()}`;
+        uploads.set(id, { filename: args.filename, length });
+        return json(res, 200, { ok: true, upload_url: `http://127.0.0.1:${port}/upload/v1/${id}`, file_id: id });
+      }
+      case 'files.completeUploadExternal': {
+        let list: Array<{ id: string; title?: string }>;
+        try { list = JSON.parse(String(args.files)) as typeof list; } catch { return json(res, 200, { ok: false, error: 'invalid_arguments' }); }
+        if (!Array.isArray(list) || list.length === 0) return json(res, 200, { ok: false, error: 'invalid_arguments' });
+        // As Slack: every file must have been uploaded in full; a slot is used once.
+        for (const f of list) {
+          const u = uploads.get(f.id);
+          if (!u?.bytes || u.bytes.length !== u.length) return json(res, 200, { ok: false, error: 'file_not_found' });
+        }
+        const out = list.map((f) => {
+          const u = uploads.get(f.id)!;
+          uploads.delete(f.id);
+          if (typeof args.channel_id === 'string') {
+            shared.push({ id: f.id, filename: u.filename, ...(f.title ? { title: f.title } : {}), bytes: u.bytes!, channel: args.channel_id, ...(typeof args.thread_ts === 'string' ? { threadTs: args.thread_ts } : {}), at: Date.now() });
+          }
+          return { id: f.id, name: u.filename, title: f.title ?? u.filename, size: u.length };
+        });
+        return json(res, 200, { ok: true, files: out });
+      }
       case 'reactions.add':
       case 'reactions.remove':
         return json(res, 200, { ok: true });
       default:
         return json(res, 200, { ok: false, error: 'unknown_method' });
     }
+  };
+
+  const nextFailure = (method: string): Failure | undefined => {
+    const f = failures.get(method)?.shift();
+    return f === 'pass' ? undefined : f;
+  };
+
+  /** Like files.slack.com's upload URL: the URL itself is the credential; the answer is plain text. */
+  const receiveUpload = async (req: IncomingMessage, res: ServerResponse, id: string) => {
+    const body = await readBody(req);
+    const call: ApiCall = { method: 'upload', args: { file_id: id }, at: Date.now() };
+    calls.push(call);
+    const failure = nextFailure('upload');
+    if (failure) {
+      if ('status' in failure) { res.writeHead(429, { 'retry-after': String(failure.retryAfter) }).end(); return; }
+      res.writeHead(500).end(failure.error);
+      return;
+    }
+    const slot = uploads.get(id);
+    if (!slot) { res.writeHead(404).end('unknown upload'); return; }
+    const got = await uploadedBytes(body, req.headers['content-type']);
+    slot.bytes = got.bytes;
+    call.args = { file_id: id, length: got.bytes.length, ...(got.filename ? { filename: got.filename } : {}) };
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(`OK - ${got.bytes.length}`);
   };
 
   const server: Server = createServer((req, res) => {
@@ -194,8 +265,10 @@ export async function startSlackStandIn(): Promise<SlackStandIn> {
     apiUrl: `http://127.0.0.1:${port}/api/`,
     calls,
     callsOf: (method) => calls.filter((c) => c.method === method),
-    failNext: (method, failure, times = 1) => {
+    shared,
+    failNext: (method, failure, times = 1, skip = 0) => {
       const q = failures.get(method) ?? [];
+      for (let i = 0; i < skip; i++) q.push('pass');
       for (let i = 0; i < times; i++) q.push(failure);
       failures.set(method, q);
     },

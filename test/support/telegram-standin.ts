@@ -2,14 +2,15 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 
 /*
- * A stand-in for the Telegram Bot API over real HTTP: /bot<token>/<method> with JSON or form bodies,
+ * A stand-in for the Telegram Bot API over real HTTP: /bot<token>/<method> with JSON, form or
+ * multipart bodies (sendDocument/sendPhoto uploads are recorded with their bytes and file name),
  * getUpdates with real long polling (held until an update arrives or `timeout` passes; `offset`
  * confirms and drops older updates), and the methods the adapter uses. Every call is recorded.
  * Faults can be injected per method: an HTTP error (429 with retry_after, 401, 409, …), a connection
  * dropped before the request is processed, or dropped after it was processed (outcome unknown).
  */
 
-export interface Call { method: string; token: string; body: Record<string, any>; at: number; result?: any }
+export interface Call { method: string; token: string; body: Record<string, any>; at: number; result?: any; /** Files uploaded with this call (multipart). */ uploads?: Upload[] }
 export type Fault =
   | { status: number; description?: string; retryAfter?: number }
   | { drop: 'before' | 'after' };
@@ -42,16 +43,50 @@ export interface TelegramStandIn {
   close(): Promise<void>;
 }
 
-async function readBody(req: IncomingMessage): Promise<Record<string, any>> {
+/**
+ * grammY writes each part header as `content-disposition:form-data;name="x";filename=y` (no spaces,
+ * filename unquoted): Telegram takes that, the WHATWG parser only takes the canonical form. Only those
+ * header lines are rewritten (the bytes as latin1, so binary content round-trips); the parsing itself
+ * is Node's own `Request.formData()`.
+ */
+async function parseMultipart(raw: Buffer, contentType: string): Promise<FormData> {
+  const canonical = raw.toString('latin1').replace(
+    /(^|\r\n)content-disposition:\s*form-data;\s*name="([^"\r\n]*)"(?:;\s*filename=(?:"([^"\r\n]*)"|([^\r\n]*)))?\r\n/gi,
+    (_m, lead: string, name: string, quoted?: string, bare?: string) => {
+      const filename = quoted ?? bare;
+      return `${lead}Content-Disposition: form-data; name="${name}"${filename !== undefined ? `; filename="${filename}"` : ''}\r\n`;
+    },
+  );
+  return new Request('http://x', { method: 'POST', headers: { 'content-type': contentType }, body: Buffer.from(canonical, 'latin1') }).formData();
+}
+
+/** A file received with sendDocument/sendPhoto: the form field it was attached to, its name and bytes. */
+export interface Upload { field: string; filename: string; bytes: Buffer }
+
+async function readBody(req: IncomingMessage): Promise<{ body: Record<string, any>; uploads: Upload[] }> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  const raw = Buffer.concat(chunks).toString('utf8');
+  const buf = Buffer.concat(chunks);
   const url = new URL(req.url ?? '/', 'http://x');
   const out: Record<string, any> = Object.fromEntries(url.searchParams);
-  if (!raw) return out;
-  if ((req.headers['content-type'] ?? '').includes('json')) return { ...out, ...JSON.parse(raw) };
-  for (const [k, v] of new URLSearchParams(raw)) { try { out[k] = JSON.parse(v); } catch { out[k] = v; } }
-  return out;
+  const uploads: Upload[] = [];
+  if (buf.length === 0) return { body: out, uploads };
+  const ct = req.headers['content-type'] ?? '';
+  const value = (v: string) => { try { return JSON.parse(v); } catch { return v; } };
+  if (ct.includes('json')) return { body: { ...out, ...JSON.parse(buf.toString('utf8')) }, uploads };
+  if (ct.startsWith('multipart/form-data')) {
+    // As the Bot API: a field holds "attach://<part>" and the bytes come in the part of that name.
+    const form = await parseMultipart(buf, ct);
+    const parts = new Map<string, File>();
+    for (const [k, v] of form) if (typeof v === 'string') out[k] = value(v); else parts.set(k, v);
+    for (const [k, v] of Object.entries(out)) {
+      const attached = typeof v === 'string' && v.startsWith('attach://') ? parts.get(v.slice(9)) : undefined;
+      if (attached) uploads.push({ field: k, filename: attached.name, bytes: Buffer.from(await attached.arrayBuffer()) });
+    }
+    return { body: out, uploads };
+  }
+  for (const [k, v] of new URLSearchParams(buf.toString('utf8'))) out[k] = value(v);
+  return { body: out, uploads };
 }
 
 export async function startTelegramStandIn(opts: { token: string; bot?: Partial<TgUser> }): Promise<TelegramStandIn> {
@@ -88,10 +123,11 @@ export async function startTelegramStandIn(opts: { token: string; bot?: Partial<
     if (!m) return json(res, 404, { ok: false, error_code: 404, description: 'Not Found' });
     const [, token, method] = m as unknown as [string, string, string];
     let body: Record<string, any>;
-    try { body = await readBody(req); } catch { return json(res, 400, { ok: false, error_code: 400, description: 'Bad Request: invalid body' }); }
+    let uploads: Upload[];
+    try { ({ body, uploads } = await readBody(req)); } catch { return json(res, 400, { ok: false, error_code: 400, description: 'Bad Request: invalid body' }); }
     const fault = faults.get(method)?.shift();
     if (fault && 'drop' in fault && fault.drop === 'before') { req.socket.destroy(); return; }
-    calls.push({ method, token, body, at: Date.now() });
+    calls.push({ method, token, body, at: Date.now(), ...(uploads.length > 0 ? { uploads } : {}) });
     if (!tokens.has(decodeURIComponent(token))) return json(res, 401, { ok: false, error_code: 401, description: 'Unauthorized' });
     if (fault && 'status' in fault) {
       return json(res, fault.status, { ok: false, error_code: fault.status, description: fault.description ?? `error ${fault.status}`, ...(fault.retryAfter !== undefined ? { parameters: { retry_after: fault.retryAfter } } : {}) });
@@ -105,6 +141,18 @@ export async function startTelegramStandIn(opts: { token: string; bot?: Partial<
         const message_id = method === 'sendMessage' ? ++nextMessage : Number(body.message_id);
         calls.at(-1)!.result = { message_id };
         return reply({ message_id, date: Math.floor(Date.now() / 1000), chat: { id: Number(body.chat_id), type: 'private' }, from: bot, text: body.text, ...(body.message_thread_id ? { message_thread_id: body.message_thread_id } : {}) });
+      }
+      case 'sendDocument': case 'sendPhoto': {
+        // Only a real upload is accepted here (the adapter never re-sends a file_id or a URL).
+        const field = method === 'sendPhoto' ? 'photo' : 'document';
+        const up = uploads.find((u) => u.field === field);
+        if (!up) return json(res, 400, { ok: false, error_code: 400, description: `Bad Request: there is no ${field} in the request` });
+        const message_id = ++nextMessage;
+        calls.at(-1)!.result = { message_id };
+        const media = method === 'sendPhoto'
+          ? { photo: [{ file_id: `photo_${message_id}`, file_unique_id: `u${message_id}`, width: 1, height: 1, file_size: up.bytes.length }] }
+          : { document: { file_id: `doc_${message_id}`, file_unique_id: `u${message_id}`, file_name: up.filename, file_size: up.bytes.length } };
+        return reply({ message_id, date: Math.floor(Date.now() / 1000), chat: { id: Number(body.chat_id), type: 'private' }, from: bot, ...media, ...(body.message_thread_id ? { message_thread_id: body.message_thread_id } : {}) });
       }
       case 'getFile': {
         const path = `documents/${String(body.file_id)}`;

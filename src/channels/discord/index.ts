@@ -3,14 +3,17 @@ import {
   type ChatInputCommandInteraction, type Interaction, type Message, type RESTOptions,
 } from 'discord.js';
 import type { ChannelsConfig } from '../../config/schema.js';
+import type { ApprovalRequest } from '../../approvals/types.js';
+import { ownerPromptText } from '../approvals.js';
 import { backoffMs, sleep } from '../connection.js';
 import type { ChatAdapter, ChatCore, ChatIO, IncomingChat } from '../chat.js';
 import type { ChannelStatus, OutboundMessage } from '../contract.js';
-import { toDiscordMarkdown } from '../markdown.js';
+import { chunkMessage } from '../chunk.js';
+import { defuseDiscordMentions, toDiscordMarkdown } from '../markdown.js';
 import { receiveWithFiles } from '../inbound-files.js';
 import { discordFiles } from './files.js';
 import { normalizeCommand, normalizeMessage, type BotIdentity, type DiscordIncoming } from './normalize.js';
-import { INTERACTION_TTL_MS, NO_PINGS, postChunk, SUPPRESS_EMBEDS, type PendingInteraction } from './send.js';
+import { classifySendError, INTERACTION_TTL_MS, NO_PINGS, plainDiscordText, postChunk, SUPPRESS_EMBEDS, type PendingInteraction } from './send.js';
 import { DISCORD_LIMIT, INTERACTION_PREFIX, SLASH_COMMAND } from './types.js';
 
 /*
@@ -199,11 +202,34 @@ export class DiscordAdapter implements ChatAdapter {
   async send(out: OutboundMessage): Promise<void> {
     const viaInteraction = out.replyTo?.startsWith(INTERACTION_PREFIX) ?? false;
     const interaction = viaInteraction ? this.interactions.get(out.replyTo!) : undefined;
+    const replyTo = viaInteraction ? undefined : out.replyTo;
+    // A reply of files only: its first file takes the first chunk's place (answers the command, quotes the message).
+    const textless = chunkMessage(out.text, { limit: DISCORD_LIMIT, convert: toDiscordMarkdown }).length === 0;
     const report = await this.core.deliver(out, {
       limit: DISCORD_LIMIT, convert: toDiscordMarkdown,
-      sendChunk: (content, index) => postChunk(this.rest, { channelId: out.chatId, content, first: index === 0, interaction, replyTo: viaInteraction ? undefined : out.replyTo }),
+      sendChunk: (content, index) => postChunk(this.rest, { channelId: out.chatId, content, first: index === 0, interaction, replyTo }),
+      // Same path as the text: a thread is its own channel, and through /bulwark ask the file is a
+      // follow-up on the interaction (seen by whoever saw the answer), or a channel post once it expired.
+      sendFile: (file) => postChunk(this.rest, {
+        channelId: out.chatId, content: '', interaction, replyTo,
+        first: textless && out.files?.[0]?.id === file.id, file: { name: file.name, data: file.data, contentType: file.mime },
+      }),
     });
     if (interaction && report.sent + report.skipped + report.unknown.length > 0) this.interactions.delete(out.replyTo!);
+  }
+
+  /**
+   * Each owner gets the pending request in a DM with the bot (opened with POST /users/@me/channels),
+   * decided by replying `/approve ID` or `/deny ID` there. Owners already told are skipped, so a
+   * retried prompt job (one owner failed) does not DM the others twice.
+   */
+  async promptOwners(req: ApprovalRequest): Promise<void> {
+    const post = (route: `/${string}`, body: unknown) => this.rest.post(route, { body }).catch((err: unknown) => { throw classifySendError(err); });
+    await this.core.promptEachOwner(req, /^\d{15,22}$/, async (owner) => {
+      const dm = (await post(Routes.userChannels(), { recipient_id: owner })) as { id?: unknown };
+      if (typeof dm?.id !== 'string') throw new Error('Discord did not return the DM channel');
+      await post(Routes.channelMessages(dm.id), { content: discordPromptText(req), allowed_mentions: NO_PINGS, flags: SUPPRESS_EMBEDS });
+    }, ' (they must share a server with the bot and accept its DMs)');
   }
 
   async stop(): Promise<void> {
@@ -212,6 +238,21 @@ export class DiscordAdapter implements ChatAdapter {
     await this.client?.destroy().catch(() => undefined);
     this.core.close();
   }
+}
+
+const PROMPT_CUT = (id: string) => `… (cut; see it all with: bulwark approvals show ${id})`;
+
+/**
+ * The owner prompt within one Discord message (2,000 characters): the request as written by the
+ * agent is escaped (Markdown and mention syntax show as typed), the commands to answer with stay last.
+ */
+export function discordPromptText(req: ApprovalRequest): string {
+  const footer = `Reply here with \`/approve ${req.id}\` or \`/deny ${req.id}\`.`;
+  const full = ownerPromptText(req, footer);
+  let head = defuseDiscordMentions(plainDiscordText(full.slice(0, full.length - footer.length)));
+  const room = DISCORD_LIMIT - footer.length;
+  if (head.length > room) head = `${head.slice(0, room - PROMPT_CUT(req.id).length - 2).replace(/\\$/, '')}${PROMPT_CUT(req.id)}\n\n`;
+  return head + footer;
 }
 
 /** Called by startChatChannels when `[channels.discord] enabled = true`. */

@@ -56,17 +56,27 @@ export function classifySendError(err: unknown): Error {
   return new SendOutcomeUnknown(`no answer from Discord (${code ?? (err as Error)?.name ?? 'unknown error'})`);
 }
 
-/** Posts one chunk; the first chunk of a reply references the user's message. Returns the message id. */
-export async function postChunk(rest: REST, o: { channelId: string; content: string; replyTo?: string | undefined; interaction?: PendingInteraction | undefined; first: boolean }): Promise<string> {
+/** One file as discord.js's REST client uploads it (multipart part `files[0]`, named `name`). */
+export interface UploadFile { name: string; data: Buffer; contentType?: string }
+
+/**
+ * Posts one chunk (or, with `file`, one upload); the first chunk of a reply references the user's
+ * message. Through an interaction the deferred answer becomes the first chunk and the rest are
+ * follow-ups on its webhook; a webhook that is gone falls back to the channel. Returns the message id.
+ */
+export async function postChunk(rest: REST, o: { channelId: string; content: string; replyTo?: string | undefined; interaction?: PendingInteraction | undefined; first: boolean; file?: UploadFile | undefined }): Promise<string> {
   const idOf = (res: unknown) => { const id = (res as { id?: unknown } | undefined)?.id; return typeof id === 'string' ? id : 'unknown'; };
+  // An upload needs no text; Discord refuses an empty `content` only when nothing else is in the message.
+  const content = o.content || !o.file ? { content: o.content } : {};
+  const files = o.file ? { files: [{ name: o.file.name, data: o.file.data, ...(o.file.contentType ? { contentType: o.file.contentType } : {}) }] } : {};
   if (o.interaction && o.interaction.expiresAt > Date.now()) {
     const { applicationId, token } = o.interaction;
-    const body = { content: o.content, allowed_mentions: NO_PINGS, flags: SUPPRESS_EMBEDS };
+    const body = { ...content, allowed_mentions: NO_PINGS, flags: SUPPRESS_EMBEDS };
     try {
       // The deferred "thinking…" message becomes the first chunk; the rest are follow-ups.
       return idOf(o.first
-        ? await rest.patch(Routes.webhookMessage(applicationId, token, '@original'), { body, auth: false })
-        : await rest.post(Routes.webhook(applicationId, token), { body, auth: false, query: new URLSearchParams({ wait: 'true' }) }));
+        ? await rest.patch(Routes.webhookMessage(applicationId, token, '@original'), { body, auth: false, ...files })
+        : await rest.post(Routes.webhook(applicationId, token), { body, auth: false, query: new URLSearchParams({ wait: 'true' }), ...files }));
     } catch (err) {
       // An interaction webhook that is gone (expired, deleted) did not take the message: post it in the channel.
       if (!(err instanceof DiscordAPIError && err.status === 404)) throw classifySendError(err);
@@ -75,11 +85,17 @@ export async function postChunk(rest: REST, o: { channelId: string; content: str
   try {
     return idOf(await rest.post(Routes.channelMessages(o.channelId), {
       body: {
-        content: o.content, allowed_mentions: NO_PINGS, flags: SUPPRESS_EMBEDS,
+        ...content, allowed_mentions: NO_PINGS, flags: SUPPRESS_EMBEDS,
         ...(o.first && o.replyTo ? { message_reference: { message_id: o.replyTo, fail_if_not_exists: false } } : {}),
       },
+      ...files,
     }));
   } catch (err) {
     throw classifySendError(err);
   }
+}
+
+/** Escapes Discord Markdown so text written by someone else (an agent's reason) shows as it is. */
+export function plainDiscordText(text: string): string {
+  return text.replace(/([\\*_~`|])/g, '\\$1').replace(/^([>#-])/gm, '\\$1');
 }

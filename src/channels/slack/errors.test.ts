@@ -44,6 +44,13 @@ describe('Slack Web API errors → delivery outcomes', () => {
     assert.match(err.message, /not_in_channel.*\/invite/);
   });
 
+  it('missing_scope on a file upload → PermanentSendError naming the scope Slack asked for', async () => {
+    slack.failNext('files.getUploadURLExternal', { error: 'missing_scope' });
+    const err = toDeliveryError(await failure(client(slack.apiUrl).files.uploadV2({ channel_id: 'C1', file: Buffer.from('a,b\n'), filename: 'a.csv' })));
+    assert.ok(err instanceof PermanentSendError);
+    assert.match(err.message, /"missing_scope" \(needs files:write\): add the missing OAuth scope/);
+  });
+
   it('bad or revoked tokens are auth errors, described without the token', async () => {
     const bad = 'xoxb-not-a-valid-token-123456';
     const err = await failure(client(slack.apiUrl, bad).auth.test());

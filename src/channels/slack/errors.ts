@@ -48,7 +48,9 @@ export function isAuthError(err: unknown): boolean {
 /** A message a person can act on, without the token (Slack's errors never contain it, but we say so explicitly). */
 export function describeSlackError(err: unknown): string {
   const code = platformErrorCode(err);
-  if (code) return `Slack answered "${code}"${HINTS[code] ? `: ${HINTS[code]}` : ''}`;
+  // missing_scope names the scope it needed (files:write for the agent's files, chat:write for text).
+  const needed = (err as { data?: { needed?: unknown } }).data?.needed;
+  if (code) return `Slack answered "${code}"${typeof needed === 'string' && /^[\w:.,-]{1,200}$/.test(needed) ? ` (needs ${needed})` : ''}${HINTS[code] ? `: ${HINTS[code]}` : ''}`;
   const e = err as { code?: string; statusCode?: number; retryAfter?: number; original?: Error; message?: string };
   if (e?.code === webApi.ErrorCode.RateLimitedError) return `Slack rate limit; retry after ${e.retryAfter} s`;
   if (e?.code === webApi.ErrorCode.HTTPError) return `Slack answered HTTP ${e.statusCode}`;

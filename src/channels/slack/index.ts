@@ -8,7 +8,7 @@ import type { ChatAdapter, ChatCore, IncomingChat, ReceiveResult } from '../chat
 import { backoffMs, sleep } from '../connection.js';
 import type { OutboundMessage } from '../contract.js';
 import { boltLogger } from './bolt-logger.js';
-import { describeSlackError, isAuthError } from './errors.js';
+import { describeSlackError, isAuthError, toDeliveryError } from './errors.js';
 import { HubRouteReceiver, registerSlackRoute } from './http.js';
 import { normalizeCommand, normalizeEvent, type BotIdentity, type SlackIncoming } from './normalize.js';
 import { receiveWithFiles } from '../inbound-files.js';
@@ -74,12 +74,10 @@ class SlackAdapter implements ChatAdapter {
 
   /** Each owner gets a pending request in the app's DM (a user id as channel); decided with `/bulwark approve ID`. */
   async promptOwners(req: ApprovalRequest): Promise<void> {
-    for (const owner of this.cfg.owners) {
-      const key = `bulwark:slack:prompted:${req.id}:${owner}`;
-      if (await this.core.redis.exists(key)) continue;
-      await this.sender.notice({ kind: 'channel', channel: owner }, ownerPromptText(req, `Decide with /bulwark approve ${req.id} or /bulwark deny ${req.id}.`));
-      await this.core.redis.set(key, '1', 'EX', 7 * 24 * 3600);
-    }
+    await this.core.promptEachOwner(req, /^[UW][A-Z0-9]{2,}$/, async (owner) => {
+      await this.sender.notice({ kind: 'channel', channel: owner }, ownerPromptText(req, `Decide with /bulwark approve ${req.id} or /bulwark deny ${req.id}.`))
+        .catch((err: unknown) => { throw toDeliveryError(err); });
+    });
   }
 
   registerRoutes(server: FastifyInstance): void {

@@ -1,7 +1,7 @@
 import type { webApi } from '@slack/bolt';
 import { splitEpoch, type ChatCore } from '../chat.js';
-import type { OutboundMessage } from '../contract.js';
-import { PermanentSendError } from '../delivery.js';
+import type { OutboundMessage, OutgoingFile } from '../contract.js';
+import { PermanentSendError, SendOutcomeUnknown } from '../delivery.js';
 import { toSlackMrkdwn } from '../markdown.js';
 import { describeSlackError, isAuthError, platformErrorCode, toDeliveryError } from './errors.js';
 import { parseChatId, type SlackTarget } from './types.js';
@@ -92,7 +92,35 @@ export class SlackSender {
           throw toDeliveryError(err);
         }
       },
+      sendFile: async (file) => {
+        try {
+          return await this.upload(target, file);
+        } catch (err) {
+          if (isAuthError(err)) this.onAuthError(describeSlackError(err));
+          throw toDeliveryError(err);
+        }
+      },
     });
+  }
+
+  /**
+   * One file of the reply, shared where the text went (the thread included). files.uploadV2 is
+   * getUploadURLExternal → POST of the bytes → completeUploadExternal; only the last step shares the
+   * file, so a failure before it leaves nothing visible. Needs the files:write scope. Files cannot be
+   * ephemeral: a private slash-command answer gets a short note instead of the file.
+   */
+  private async upload(target: SlackTarget, file: OutgoingFile): Promise<string> {
+    if (target.kind === 'ephemeral') {
+      const r = await this.web.chat.postEphemeral({ channel: target.channel, user: target.user, text: `(The file "${file.name}" cannot be shown in a private answer here: ask me in a DM to get it.)` });
+      return r.message_ts ?? 'ephemeral';
+    }
+    const what = { file: file.data, filename: file.name, title: file.name };
+    const r = await (target.threadTs
+      ? this.web.files.uploadV2({ ...what, channel_id: target.channel, thread_ts: target.threadTs })
+      : this.web.files.uploadV2({ ...what, channel_id: target.channel })) as { files?: Array<{ files?: Array<{ id?: string }> }> };
+    const id = r.files?.[0]?.files?.[0]?.id;
+    if (!id) throw new SendOutcomeUnknown('files.completeUploadExternal answered without a file id');
+    return id;
   }
 
   private async post(target: SlackTarget, text: string): Promise<string> {

@@ -1,10 +1,10 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { Api } from 'grammy';
+import { Api, GrammyError, InputFile } from 'grammy';
 import type { ApprovalRequest } from '../../approvals/types.js';
 import { callbackData, outcomeText, ownerPromptText, parseCallbackData } from '../approvals.js';
 import { splitEpoch, type ChatAdapter, type ChatCore, type ChatIO, type IncomingChat } from '../chat.js';
-import type { OutboundMessage } from '../contract.js';
+import type { OutboundMessage, OutgoingFile } from '../contract.js';
 import { backoffMs, sleep } from '../connection.js';
 import { PermanentSendError } from '../delivery.js';
 import { toTelegramHtml } from '../markdown.js';
@@ -17,10 +17,13 @@ import { startPolling } from './poll.js';
 /*
  * Telegram through grammY's Api client. Long polling by default (our own getUpdates loop, so the
  * offset is stored in Redis and acknowledged only after the Inbox took the message); webhook mode
- * with the secret-token header as an option. Replies are HTML, chunked to 4096 characters.
+ * with the secret-token header as an option. Replies are HTML, chunked to 4096 characters; files the
+ * agent sent follow the text as photos (JPEG/PNG/WebP) or documents, in the same chat and topic.
  */
 
 export const TELEGRAM_LIMIT = 4096;
+/** Sent with sendPhoto (shown inline, recompressed); GIFs and everything else go as documents (kept as is). */
+const PHOTO_MIMES = new Set(['image/jpeg', 'image/png', 'image/webp']);
 type TelegramConfig = ChatCore['deps']['channels']['telegram'];
 
 export const COMMANDS = [
@@ -115,28 +118,15 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
     }
   }
 
-  /** One DM per owner with the request and Approve/Deny buttons; owners already told are skipped (retries). */
+  /** One DM per owner (a user id is the DM's chat id) with the request and Approve/Deny buttons. */
   async function promptOwners(req: ApprovalRequest): Promise<void> {
     if (!api || !bot) throw new Error('the Telegram adapter is not connected yet');
-    const failures: string[] = [];
-    for (const owner of cfg.owners) {
-      // A Telegram user id; the DM with a user has the user's id as chat id.
-      if (!/^\d{1,20}$/.test(owner)) continue;
-      const key = `bulwark:telegram:${bot.id}:prompted:${req.id}:${owner}`;
-      if (await core.redis.exists(key)) continue;
-      try {
-        await api.sendMessage(Number(owner), ownerPromptText(req), {
-          link_preview_options: { is_disabled: true },
-          reply_markup: { inline_keyboard: [[{ text: 'Approve', callback_data: callbackData('approve', req.id) }, { text: 'Deny', callback_data: callbackData('deny', req.id) }]] },
-        });
-        await core.redis.set(key, '1', 'EX', 7 * 24 * 3600);
-      } catch (err) {
-        const e = classifySendError(err);
-        core.logger.warn({ owner, request: req.id, err: core.scrub(e.message) }, 'could not send an approval request to an owner (they must have started a chat with the bot)');
-        if (!(e instanceof PermanentSendError)) failures.push(core.scrub(e.message));
-      }
-    }
-    if (failures.length > 0) throw new Error(`telegram: ${failures.join('; ')}`);
+    await core.promptEachOwner(req, /^\d{1,20}$/, async (owner) => {
+      await api!.sendMessage(Number(owner), ownerPromptText(req), {
+        link_preview_options: { is_disabled: true },
+        reply_markup: { inline_keyboard: [[{ text: 'Approve', callback_data: callbackData('approve', req.id) }, { text: 'Deny', callback_data: callbackData('deny', req.id) }]] },
+      }).catch((err: unknown) => { throw classifySendError(err); });
+    }, ' (they must have started a chat with the bot)');
   }
 
   /** getFile + download, capped and type-checked; a refusal becomes a line the agent can explain. */
@@ -201,11 +191,43 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
     }
   }
 
+  /**
+   * One file of the reply, uploaded (multipart) to the chat and topic of the text. It quotes the
+   * user's message only when the reply has no text (otherwise the first text chunk already does).
+   * A photo Telegram will not take as a photo (dimensions, format) is sent again as a document.
+   */
+  async function sendFile(out: OutboundMessage, file: OutgoingFile): Promise<string> {
+    if (!api) throw new Error('the Telegram adapter is not connected yet');
+    const { chat_id, message_thread_id } = parseChatId(splitEpoch(out.chatId).chatId);
+    const replyTo = out.text.trim() === '' && out.replyTo?.includes('/') ? Number(out.replyTo.split('/')[1]) : undefined;
+    const other = {
+      ...(message_thread_id !== undefined ? { message_thread_id } : {}),
+      ...(replyTo ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}),
+    };
+    const asDocument = async () => String((await api!.sendDocument(chat_id, new InputFile(file.data, file.name), other)).message_id);
+    try {
+      if (!PHOTO_MIMES.has(file.mime)) return await asDocument();
+      try {
+        return String((await api.sendPhoto(chat_id, new InputFile(file.data, file.name), other)).message_id);
+      } catch (err) {
+        if (!(err instanceof GrammyError && err.error_code === 400 && /PHOTO|IMAGE/.test(err.description))) throw err;
+        core.logger.warn({ file: file.id, err: err.description }, 'Telegram refused the image as a photo; sending it as a document');
+        return await asDocument();
+      }
+    } catch (err) {
+      throw classifySendError(err);
+    }
+  }
+
   return {
     name: core.name,
     status: () => core.state.status(),
     async send(out) {
-      await core.deliver(out, { limit: TELEGRAM_LIMIT, convert: toTelegramHtml, sendChunk: (html, i) => sendChunk(out, html, i) });
+      await core.deliver(out, {
+        limit: TELEGRAM_LIMIT, convert: toTelegramHtml,
+        sendChunk: (html, i) => sendChunk(out, html, i),
+        sendFile: (file) => sendFile(out, file),
+      });
     },
     promptOwners,
     registerRoutes(app: FastifyInstance) {

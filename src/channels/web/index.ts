@@ -1,8 +1,13 @@
 import type { Redis } from 'ioredis';
 import type { ChannelAdapter, ChannelStatus, OutboundMessage } from '../contract.js';
+import { fileViews } from './routes.js';
 
 /** The event a browser or `bulwark chat` receives for each reply. */
-export interface WebEvent { id: string; seq: number; conversationId: string; role: 'assistant'; text: string; replyTo?: string | undefined }
+export interface WebEvent {
+  id: string; seq: number; conversationId: string; role: 'assistant'; text: string; replyTo?: string | undefined;
+  /** Files sent with the reply, with the URL to download each (routes.ts). */
+  files?: Array<{ name: string; mime: string; bytes: number; url: string }>;
+}
 
 const topic = (conversationId: string) => `bulwark:web:${conversationId}`;
 
@@ -16,7 +21,7 @@ export class WebChannel implements ChannelAdapter {
   constructor(readonly name: 'web' | 'cli', private readonly redis: Redis) {}
 
   async send(m: OutboundMessage): Promise<void> {
-    const event: WebEvent = { id: m.messageId, seq: m.seq, conversationId: m.conversationId, role: 'assistant', text: m.text, replyTo: m.replyTo };
+    const event: WebEvent = { id: m.messageId, seq: m.seq, conversationId: m.conversationId, role: 'assistant', text: m.text, replyTo: m.replyTo, files: fileViews(m.conversationId, m.messageId, m.files ?? []) };
     await this.redis.publish(topic(m.conversationId), JSON.stringify(event));
   }
 

@@ -44,11 +44,24 @@ function add(role, body, cls) {
   return div;
 }
 
+// Files the agent sent: a download link each (the server sends them as attachments, never rendered).
+function addFiles(div, files) {
+  for (const f of files || []) {
+    const a = document.createElement('a');
+    a.href = f.url;
+    a.download = f.name;
+    a.className = 'file';
+    a.textContent = '\u{1F4CE} ' + f.name + ' (' + Math.max(1, Math.round(f.bytes / 1024)) + ' KB)';
+    div.appendChild(document.createElement('br'));
+    div.appendChild(a);
+  }
+}
+
 function onReply(ev) {
   const m = JSON.parse(ev.data);
   const wait = m.replyTo && pending.get(m.replyTo);
   if (wait) { wait.remove(); pending.delete(m.replyTo); }
-  add('assistant', m.text);
+  addFiles(add('assistant', m.text), m.files);
 }
 
 // Replies arrive as server-sent events; after=SEQ asks for the ones stored after what we have shown.
@@ -63,7 +76,7 @@ async function load() {
   const r = await fetch('/api/conversations/' + conversationId + '/messages?after=0&limit=500');
   if (!r.ok) { conversationId = null; sessionStorage.removeItem('bulwark.conversation'); return; }
   let last = 0;
-  for (const m of (await r.json()).messages) { add(m.role, m.text); last = m.seq; }
+  for (const m of (await r.json()).messages) { addFiles(add(m.role, m.text), m.files); last = m.seq; }
   follow(last);
 }
 

@@ -6,6 +6,7 @@ import { LoginThrottle, SESSION_COOKIE, tokensEqual, type Sessions } from '../..
 import type { AuditSink } from '../../audit/log.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../metrics.js';
+import { MAX_REPLY_FILES, type FileRef } from '../contract.js';
 import type { Inbox } from '../inbox.js';
 import type { WebEvent, WebFanout } from './index.js';
 import { APP_JS, PAGE_HTML } from './page.js';
@@ -22,6 +23,8 @@ export interface WebRouteDeps {
   secureCookies: boolean;
   /** Logins (and refused ones) go to the audit log. */
   audit?: AuditSink;
+  /** Opens a file the agent sent (attachments.ts openAgentFile with the hub's home and cipher). */
+  openFile(conversationId: string, ref: FileRef): Promise<Buffer>;
 }
 
 const ACCOUNT = 'local';
@@ -40,9 +43,23 @@ const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 
-function view(m: StoredMessage) {
-  return { id: m.id, seq: m.seq, role: m.role, text: m.text, replyTo: m.replyTo, createdAt: m.createdAt.toISOString() };
+/** Where the web chat and `bulwark chat` download a file the agent sent. */
+export function fileUrl(conversationId: string, messageId: string, index: number): string {
+  return `/api/conversations/${conversationId}/files?message=${encodeURIComponent(messageId)}&index=${index}`;
 }
+
+export function fileViews(conversationId: string, messageId: string, files: readonly FileRef[]) {
+  return files.map((f, i) => ({ name: f.name, mime: f.mime, bytes: f.bytes, url: fileUrl(conversationId, messageId, i) }));
+}
+
+function view(m: StoredMessage) {
+  return { id: m.id, seq: m.seq, role: m.role, text: m.text, replyTo: m.replyTo, files: fileViews(m.conversationId, m.id, m.files), createdAt: m.createdAt.toISOString() };
+}
+
+const fileQuery = z.strictObject({
+  message: z.string().min(1).max(256),
+  index: z.coerce.number().int().min(0).max(MAX_REPLY_FILES - 1),
+});
 
 export function badRequest(reply: FastifyReply, issues: z.core.$ZodIssue[]) {
   const [first] = issues;
@@ -141,6 +158,26 @@ export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): voi
     return { conversationId: id.data, messages: rows.map(view) };
   });
 
+  // A file the agent sent with a reply in this conversation. Served as a download that the browser
+  // will not render or sniff (the bytes came from the model).
+  app.get('/api/conversations/:id/files', async (req, reply) => {
+    const id = convId.safeParse((req.params as { id: string }).id);
+    if (!id.success) return badRequest(reply, id.error.issues);
+    const q = fileQuery.safeParse(req.query);
+    if (!q.success) return badRequest(reply, q.error.issues);
+    const m = await deps.store.getMessage(q.data.message);
+    const ref = m && m.conversationId === id.data ? m.files[q.data.index] : undefined;
+    if (!ref) return reply.code(404).send({ error: 'no such file in this conversation' });
+    const bytes = await deps.openFile(id.data, ref);
+    return reply
+      .header('content-type', ref.mime === 'text/plain' ? 'text/plain; charset=utf-8' : ref.mime)
+      .header('content-disposition', `attachment; filename="${ref.name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(ref.name)}`)
+      .header('x-content-type-options', 'nosniff')
+      .header('content-security-policy', "sandbox; default-src 'none'")
+      .header('cache-control', 'no-store')
+      .send(bytes);
+  });
+
   // Server-sent events: one `message` event per reply, `id:` = seq so EventSource resumes with
   // Last-Event-ID after a reconnect (missed replies are read back from the database first).
   app.get('/api/conversations/:id/events', async (req, reply) => {
@@ -162,7 +199,7 @@ export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): voi
     const stop = deps.fanout.listen(id.data, (e) => (held ? held.push(e) : write(e)));
     if (Number.isFinite(after)) {
       for (const m of await deps.store.listAfter(id.data, after, 500)) {
-        if (m.role === 'assistant') write({ id: m.id, seq: m.seq, conversationId: m.conversationId, role: 'assistant', text: m.text, replyTo: m.replyTo ?? undefined });
+        if (m.role === 'assistant') write({ id: m.id, seq: m.seq, conversationId: m.conversationId, role: 'assistant', text: m.text, replyTo: m.replyTo ?? undefined, files: fileViews(m.conversationId, m.id, m.files) });
       }
     }
     for (const e of held.sort((a, b) => a.seq - b.seq)) write(e);

@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client } from 'whatsapp-web.js';
+import { Client, type MessageMedia } from 'whatsapp-web.js';
 import wweb from 'whatsapp-web.js';
 
 /*
@@ -14,7 +14,8 @@ import wweb from 'whatsapp-web.js';
 export interface WhatsAppClient {
   on(event: string, listener: (...args: any[]) => void): unknown;
   initialize(): Promise<void>;
-  sendMessage(chatId: string, content: string, options?: { quotedMessageId?: string; linkPreview?: boolean }): Promise<{ id: { _serialized: string } } | null | undefined>;
+  /** Text, or a file as the library's MessageMedia (an image inline, anything else as a document). */
+  sendMessage(chatId: string, content: string | MessageMedia, options?: { quotedMessageId?: string; linkPreview?: boolean; sendMediaAsDocument?: boolean; caption?: string }): Promise<{ id: { _serialized: string } } | null | undefined>;
   destroy(): Promise<void>;
   /** Set once the session is ready; `wid` is the linked number's id. */
   info?: { wid?: { _serialized?: string } | undefined; pushname?: string | undefined } | undefined;

@@ -1,6 +1,9 @@
 import { existsSync } from 'node:fs';
+import wweb from 'whatsapp-web.js';
 import type { Message } from 'whatsapp-web.js';
 import type { ChannelsConfig } from '../../config/schema.js';
+import type { ApprovalRequest } from '../../approvals/types.js';
+import { ownerPromptText } from '../approvals.js';
 import type { ChatAdapter, ChatCore, ChatIO } from '../chat.js';
 import { backoffMs, sleep } from '../connection.js';
 import type { ChannelStatus, OutboundMessage } from '../contract.js';
@@ -24,6 +27,9 @@ type WhatsAppConfig = ChannelsConfig['whatsapp'];
 const RELINK = 'run `bulwark channels login whatsapp` and scan the QR code with the phone (WhatsApp → Linked devices)';
 /** Disconnect reasons after which only a new login helps. */
 const PERMANENT_DISCONNECT = new Set(['LOGOUT', 'UNPAIRED', 'UNPAIRED_IDLE', 'CONFLICT', 'Max qrcode retries reached']);
+
+/** Mimes WhatsApp shows as a photo; everything else the agent sends (PDF, text) goes as a document. */
+const INLINE_IMAGES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
 
 /** How long a reply waits before it checks again whether WhatsApp Web is back. */
 const RECONNECT_WAIT_MS = 5000;
@@ -157,16 +163,34 @@ export class WhatsAppAdapter implements ChatAdapter {
     if (st.state !== 'connected') throw new Error(`WhatsApp is not connected: ${st.detail ?? st.state}`);
     await this.core.deliver(out, {
       limit: WHATSAPP_LIMIT, convert: toWhatsApp,
-      sendChunk: async (text, index) => {
-        let sent: Awaited<ReturnType<WhatsAppClient['sendMessage']>>;
-        try {
-          sent = await this.client.sendMessage(out.chatId, text, { linkPreview: false, ...(index === 0 && out.replyTo ? { quotedMessageId: out.replyTo } : {}) });
-        } catch (err) {
-          throw classifySendError(err);
-        }
-        if (!sent) throw new PermanentSendError('WhatsApp Web does not send this kind of message to that chat');
-        return sent.id._serialized;
-      },
+      sendChunk: (text, index) => this.post(out.chatId, text, { linkPreview: false, ...(index === 0 && out.replyTo ? { quotedMessageId: out.replyTo } : {}) }),
+      // Images show inline (a photo); PDFs and text files go as documents under their name.
+      sendFile: (file) => this.post(out.chatId, new wweb.MessageMedia(file.mime, file.data.toString('base64'), file.name), { sendMediaAsDocument: !INLINE_IMAGES.has(file.mime) }),
+    });
+  }
+
+  /** One sendMessage, its failure mapped to the ledger's outcomes; returns the message id. */
+  private async post(chatId: string, content: Parameters<WhatsAppClient['sendMessage']>[1], options: Parameters<WhatsAppClient['sendMessage']>[2]): Promise<string> {
+    let sent: Awaited<ReturnType<WhatsAppClient['sendMessage']>>;
+    try {
+      sent = await this.client.sendMessage(chatId, content, options);
+    } catch (err) {
+      throw classifySendError(err);
+    }
+    if (!sent) throw new PermanentSendError('WhatsApp Web does not send this kind of message to that chat');
+    return sent.id._serialized;
+  }
+
+  /**
+   * Each owner (a phone JID, "15551234567@c.us") gets the pending request in their chat with this
+   * number, decided by replying `/approve ID` or `/deny ID` there. Owners already told are skipped,
+   * so a retried prompt job does not message the others twice.
+   */
+  async promptOwners(req: ApprovalRequest): Promise<void> {
+    if (this.core.state.status().state !== 'connected') throw new Error('whatsapp: not connected; the prompt is retried');
+    // Retried also when a prompt may have arrived: a repeated prompt is harmless, a lost one leaves the request to expire.
+    await this.core.promptEachOwner(req, /^\d{5,20}@c\.us$/, async (owner) => {
+      await this.post(owner, ownerPromptText(req, `Reply here with /approve ${req.id} or /deny ${req.id}`), { linkPreview: false });
     });
   }
 
