@@ -3,8 +3,11 @@
  *   build   time to precompute every encoding of 50 secrets and build the automata
  *   scan    MB/s of LeakDetector.scan on ~5 MB of mixed prose, code and logs, clean and with planted leaks
  *   benign  findings on the clean text (every one is a false positive), from the patterns and from the vault
+ *   draft   what one Telegram draft costs: visiblePrefix (redact + hold-back) on a long answer as it
+ *           grows, one call per second of writing; the hold-back window the 50 secrets need
  * Run: node --import tsx bench/leak.bench.ts   (BENCH_MB=… to change the size)
  */
+import { visiblePrefix } from '../src/channels/drafts.js';
 import { LeakDetector } from '../src/vault/leak.js';
 import { caesar } from '../src/vault/variants.js';
 import { benignText, randomVault, rng } from '../test/fixtures/leak-corpus.js';
@@ -69,3 +72,14 @@ measure('planted-leaks', leaky.text, leaky.planted);
 
 const benign = detector.scan(clean);
 print({ bench: 'benign', MB: Math.round(clean.length / 1e5) / 10, falsePositives: benign.length, fromPatterns: benign.filter((f) => f.kind === 'pattern').length, fromVault: benign.filter((f) => f.kind === 'secret').length });
+
+// A 16 KB answer drafted at 1 KB steps (about one draft per second for a fast model): the guard
+// re-reads the whole text so far each time.
+{
+  const answer = clean.slice(0, 16_000);
+  const t = performance.now();
+  let calls = 0;
+  for (let end = 1000; end <= answer.length; end += 1000, calls++) visiblePrefix(answer.slice(0, end), detector);
+  const ms = performance.now() - t;
+  print({ bench: 'draft', answerKB: 16, drafts: calls, msPerDraft: Math.round((ms / calls) * 100) / 100, holdChars: Math.max(1024, detector.maxSpan) });
+}

@@ -6,6 +6,7 @@ import { ToolRegistry } from './agent/tools.js';
 import { createAgentToolset } from './agent/codeact.js';
 import { SEND_FILE_PROMPT, createSendFileTool } from './agent/send-file.js';
 import { openAgentFile } from './channels/attachments.js';
+import { DraftFeed, draftWriter } from './channels/drafts.js';
 import { startAgentWorker } from './agent/worker.js';
 import type { ChannelAdapter } from './channels/contract.js';
 import { Inbox } from './channels/inbox.js';
@@ -218,6 +219,14 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       checks.push(...chat.checks);
       closers.push(() => chat.stop());
       chatRoutes = chat.registerRoutes;
+      // Drafts of long replies while the model writes them, for the adapters that show them.
+      if (chat.drafts.size > 0) {
+        const draftSub = createRedis(redisTarget);
+        draftSub.on('error', (err) => logger.warn({ err: err.message }, 'redis draft subscriber connection error'));
+        const feed = new DraftFeed(draftSub, cipher, chat.drafts, logger);
+        await feed.start();
+        closers.push(() => feed.stop());
+      }
       workers.push(startOutbox({ redisTarget, adapters, cipher, metrics, logger, audit: control.audit.sink }));
       workers.push(startOwnerPrompts({ redisTarget, get: (id) => control.gateway.get(id), promptOwners: chat.promptOwners, logger }));
     }
@@ -230,6 +239,10 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
         promptExtras: toolset.promptExtras, metrics, logger, concurrency: config.worker.concurrency, lockMs: config.worker.lock_ms,
         commands: routines.chatCommand,
         guard,
+        drafts: {
+          channels: new Set(config.channels.telegram.stream_replies ? ['telegram'] : []),
+          writer: (target) => draftWriter({ redis, cipher, detector: hubDetector, target, logger }),
+        },
       }));
     }
 

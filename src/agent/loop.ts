@@ -27,6 +27,8 @@ export interface TurnInput {
   logger: Logger;
   /** Collects the files the agent sends with this turn's reply (send_file). */
   replyFiles?: FileRef[];
+  /** Called with the reply text so far while the model streams (only when `stream`). */
+  onText?: (textSoFar: string) => void;
   onStep?: (step: { ms: number; inputTokens: number; outputTokens: number; ok: boolean }) => void;
 }
 
@@ -89,6 +91,8 @@ export async function runTurn(input: TurnInput): Promise<TurnResult> {
   };
   let stepStart = Date.now();
   let stepCount = 0;
+  // The text of the step being streamed (a step that ends in tool calls starts the next one afresh).
+  let stepText = '';
   const tools = toolSet(input.tools, input);
   const settings = {
     model: input.model,
@@ -102,6 +106,7 @@ export async function runTurn(input: TurnInput): Promise<TurnResult> {
     abortSignal: input.signal,
     onStepFinish: (step: { usage: { inputTokens?: number | undefined; outputTokens?: number | undefined } }) => {
       stepCount += 1;
+      stepText = '';
       const inTok = step.usage.inputTokens ?? 0;
       const outTok = step.usage.outputTokens ?? 0;
       tokens += inTok + outTok;
@@ -113,7 +118,17 @@ export async function runTurn(input: TurnInput): Promise<TurnResult> {
   try {
     if (input.stream) {
       let streamError: unknown;
-      const s = streamText({ ...settings, onError: ({ error }) => { streamError = error; } });
+      const s = streamText({
+        ...settings,
+        onError: ({ error }) => { streamError = error; },
+        ...(input.onText ? {
+          onChunk: ({ chunk }: { chunk: { type: string; text?: string } }) => {
+            if (chunk.type !== 'text-delta' || !chunk.text) return;
+            stepText += chunk.text;
+            input.onText!(stepText);
+          },
+        } : {}),
+      });
       await s.consumeStream();
       if (streamError !== undefined) throw streamError;
       result = { text: await s.text, finishReason: await s.finishReason, totalUsage: await s.totalUsage };

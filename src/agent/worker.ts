@@ -3,6 +3,7 @@ import { ZodError } from 'zod';
 import type { Redis } from 'ioredis';
 import type { LanguageModel, ModelMessage } from 'ai';
 import { replyIdFor, type FileRef, type InboundMessage, type OutboundMessage } from '../channels/contract.js';
+import type { DraftTarget, DraftWriter } from '../channels/drafts.js';
 import { dedupeKey } from '../channels/inbox.js';
 import { enqueueReply, openInbound } from '../channels/queue-payloads.js';
 import type { TextCipher } from '../conversations/cipher.js';
@@ -43,6 +44,11 @@ export interface AgentWorkerDeps {
   promptExtras?: string[];
   /** Checks every reply before it is stored or sent (the vault's leak detector, injected by the hub). */
   guard?: (text: string) => Promise<{ text: string; findings: Array<{ secret?: string; pattern?: string; encoding?: string }> }>;
+  /**
+   * Channels that show long answers while they are written (Telegram): turns for them stream from
+   * the model and publish drafts (src/channels/drafts.ts) through this, which guards what is shown.
+   */
+  drafts?: { channels: ReadonlySet<string>; writer(target: DraftTarget): DraftWriter };
   /** Chat commands answered without the model (`/routines`): a reply, or undefined for ordinary text. */
   commands?: (text: string) => Promise<string | undefined>;
 }
@@ -72,7 +78,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
   const provider = llm.provider ?? 'none';
   const system = [llm.system_prompt ?? DEFAULT_SYSTEM_PROMPT, ...(deps.promptExtras ?? [])].join('\n\n');
 
-  async function answer(conversationId: string, user: StoredMessage, signal: AbortSignal, replyFiles: FileRef[]): Promise<{ text: string; tokensIn?: number; tokensOut?: number }> {
+  async function answer(conversationId: string, user: StoredMessage, signal: AbortSignal, replyFiles: FileRef[], draft?: DraftWriter): Promise<{ text: string; tokensIn?: number; tokensOut?: number }> {
     const command = await deps.commands?.(user.text);
     if (command !== undefined) return { text: command };
     if (!deps.model) return { text: NO_MODEL_REPLY };
@@ -84,7 +90,8 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
         messages: toModelMessages(history),
         tools: deps.tools,
         limits: { maxSteps: llm.max_steps, maxTokens: llm.max_tokens_per_turn, stepTimeoutMs: llm.timeout_ms, maxRetries: llm.max_retries },
-        stream: llm.stream,
+        stream: llm.stream || draft !== undefined,
+        ...(draft ? { onText: (t: string) => draft.update(t) } : {}),
         conversationId,
         signal,
         logger,
@@ -139,7 +146,15 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
       if (!reply) {
         // BullMQ aborts the signal when the worker is shut down hard (cancelAllJobs): the LLM call stops.
         const files: FileRef[] = [];
-        const a = await answer(conversationId, user, signal ?? new AbortController().signal, files);
+        const draft = deps.drafts?.channels.has(msg.channel)
+          ? deps.drafts.writer({ channel: msg.channel, accountId: msg.accountId, chatId: msg.chatId, conversationId, messageId: replyId, replyTo: msg.messageId })
+          : undefined;
+        let a: Awaited<ReturnType<typeof answer>>;
+        try {
+          a = await answer(conversationId, user, signal ?? new AbortController().signal, files, draft);
+        } finally {
+          await draft?.close();
+        }
         const guarded = deps.guard ? await deps.guard(a.text) : { text: a.text, findings: [] };
         if (guarded.findings.length > 0) {
           metrics.leaks.inc({ place: 'reply' }, guarded.findings.length);

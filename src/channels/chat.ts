@@ -12,6 +12,7 @@ import { outcomeText, parseApprovalCommand, type ChatApprovals } from './approva
 import { chunkMessage } from './chunk.js';
 import { ConnectionState, scrub } from './connection.js';
 import { openAgentFile } from './attachments.js';
+import type { Draft } from './drafts.js';
 import { conversationIdFor, inboundMessageSchema, type ChannelAdapter, type FileRef, type OutboundMessage, type OutgoingFile } from './contract.js';
 import { DeliveryLedger, PermanentSendError, RateLimiter, deliverChunks, type DeliveryReport } from './delivery.js';
 import type { Inbox } from './inbox.js';
@@ -89,6 +90,8 @@ export interface ChatAdapter extends ChannelAdapter {
   registerRoutes?(app: import('fastify').FastifyInstance): void;
   /** DMs every owner of this channel a pending approval request (with buttons where the platform has them). */
   promptOwners?(req: ApprovalRequest): Promise<void>;
+  /** Shows a reply still being written (channels with `stream_replies`; see drafts.ts). */
+  draft?(d: Draft): Promise<void>;
 }
 
 export function pairingPrompt(code: string, ttlMinutes: number): string {
@@ -110,6 +113,8 @@ export interface DeliverIO {
   convert(md: string): string;
   sendChunk(text: string, index: number): Promise<string>;
   sendFile(file: OutgoingFile): Promise<string>;
+  /** For adapters that show drafts: replaces the draft message's text with the first chunk; returns its platform id. */
+  editChunk?(platformId: string, text: string): Promise<string>;
 }
 
 export class ChatCore {
@@ -117,6 +122,9 @@ export class ChatCore {
   readonly pairing: PairingStore;
   readonly access: AccessControl;
   readonly ledger: DeliveryLedger;
+  /** Newest draft number seen per reply, and the per-reply chains that keep drafts and the final reply in order. */
+  private readonly lastDraft = new Map<string, number>();
+  private readonly chains = new Map<string, Promise<void>>();
   readonly limiter: RateLimiter;
   readonly typing: TypingIndicator;
   readonly logger: Logger;
@@ -263,14 +271,57 @@ export class ChatCore {
    * platform message id and throws RetryAfter / SendOutcomeUnknown / PermanentSendError (delivery.ts).
    */
   async deliver(out: OutboundMessage, o: DeliverIO): Promise<DeliveryReport> {
-    if (out.replyTo) this.typing.stop(typingKey(out.accountId, out.chatId, out.replyTo));
-    const chunks = chunkMessage(out.text, { limit: o.limit, convert: o.convert });
-    // Each file is opened (with the conversation's key) only when its turn to be sent comes.
-    const files = (out.files ?? []).map((ref) => async () => o.sendFile({ ...ref, data: await this.openFile(out.conversationId, ref) }));
-    return deliverChunks({
-      channel: this.name, messageId: out.messageId, chat: `${out.accountId}:${splitEpoch(out.chatId).chatId}`, chunks, files,
-      ledger: this.ledger, limiter: this.limiter, logger: this.logger, sendChunk: o.sendChunk,
+    return this.serial(out.messageId, async () => {
+      if (out.replyTo) this.typing.stop(typingKey(out.accountId, out.chatId, out.replyTo));
+      const chunks = chunkMessage(out.text, { limit: o.limit, convert: o.convert });
+      // A draft shown while the answer was written becomes the first chunk (edited, not sent again).
+      const draftId = o.editChunk ? await this.ledger.markFinal(out.messageId) : undefined;
+      const sendChunk = draftId
+        ? async (text: string, i: number) => (i === 0 ? o.editChunk!(draftId, text) : o.sendChunk(text, i))
+        : o.sendChunk;
+      // Each file is opened (with the conversation's key) only when its turn to be sent comes.
+      const files = (out.files ?? []).map((ref) => async () => o.sendFile({ ...ref, data: await this.openFile(out.conversationId, ref) }));
+      return deliverChunks({
+        channel: this.name, messageId: out.messageId, chat: this.rateKey(out), chunks, files,
+        ledger: this.ledger, limiter: this.limiter, logger: this.logger, sendChunk,
+      });
     });
+  }
+
+  /**
+   * Shows a draft of a reply still being written (drafts.ts): the first message of the reply, sent
+   * once and then edited. Best effort: any failure drops the draft. Runs in turn with deliver() for
+   * the same reply, and never after it started, so a late draft cannot overwrite the final text.
+   */
+  async deliverDraft(d: Draft, o: { limit: number; convert(md: string): string; send(text: string): Promise<string>; edit(platformId: string, text: string): Promise<string> }): Promise<void> {
+    const last = this.lastDraft.get(d.messageId) ?? 0;
+    if (d.n <= last) return;
+    this.lastDraft.set(d.messageId, d.n);
+    if (this.lastDraft.size > 10_000) this.lastDraft.delete(this.lastDraft.keys().next().value!);
+    await this.serial(d.messageId, async () => {
+      // A newer draft arrived while this one waited: skip to it.
+      if (this.lastDraft.get(d.messageId) !== d.n || (await this.ledger.isFinal(d.messageId))) return;
+      const [first] = chunkMessage(`${d.text} …`, { limit: o.limit, convert: o.convert });
+      if (!first) return;
+      await this.limiter.wait(this.rateKey(d));
+      const id = await this.ledger.draftId(d.messageId);
+      if (id) await o.edit(id, first);
+      else await this.ledger.setDraft(d.messageId, await o.send(first));
+    }).catch((err: Error) => this.logger.debug({ messageId: d.messageId, err: this.scrub(err.message) }, 'draft not shown'));
+  }
+
+  private rateKey(m: Pick<OutboundMessage, 'accountId' | 'chatId'>): string {
+    return `${m.accountId}:${splitEpoch(m.chatId).chatId}`;
+  }
+
+  /** Runs `fn` after every earlier call for the same key has settled (drafts and the final reply of one message). */
+  private serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.then(() => undefined, () => undefined);
+    this.chains.set(key, tail);
+    void tail.then(() => { if (this.chains.get(key) === tail) this.chains.delete(key); });
+    return run;
   }
 
   /** The bytes of a file the agent sent, opened for its conversation (a file of another conversation does not open). */

@@ -85,6 +85,25 @@ export class DeliveryLedger {
     await this.redis.hdel(this.key(messageId), `c${i}`);
   }
 
+  /** The platform id of the reply's draft message (drafts.ts), if one was sent. */
+  async draftId(messageId: string): Promise<string | undefined> {
+    return (await this.redis.hget(this.key(messageId), 'draft')) ?? undefined;
+  }
+
+  async setDraft(messageId: string, platformId: string): Promise<void> {
+    await this.redis.multi().hset(this.key(messageId), 'draft', platformId).expire(this.key(messageId), LEDGER_TTL_S).exec();
+  }
+
+  async isFinal(messageId: string): Promise<boolean> {
+    return (await this.redis.hexists(this.key(messageId), 'final')) === 1;
+  }
+
+  /** The final reply is being delivered: no draft may touch the message from now on. Returns the draft's id. */
+  async markFinal(messageId: string): Promise<string | undefined> {
+    const [, [, draft]] = (await this.redis.multi().hset(this.key(messageId), 'final', '1').hget(this.key(messageId), 'draft').expire(this.key(messageId), LEDGER_TTL_S).exec()) as [[Error | null, number], [Error | null, string | null]];
+    return draft ?? undefined;
+  }
+
   /** Platform ids of the delivered chunks, in order (for edits or threading). */
   async platformIds(messageId: string): Promise<string[]> {
     const all = await this.redis.hgetall(this.key(messageId));

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ApprovalRequest } from '../approvals/types.js';
 import type { ReadinessCheck } from '../gateway/server.js';
 import { ChatCore, type ChatAdapter, type ChatDeps } from './chat.js';
+import type { Draft } from './drafts.js';
 import { CHAT_CHANNELS, isEnabled, loadAdapterModule } from './registry.js';
 import { registerChannelRoutes } from './routes.js';
 
@@ -16,6 +17,8 @@ export interface ChatChannels {
   registerRoutes(app: FastifyInstance): void;
   /** DMs a pending approval request to the owners of every running channel; throws (to be retried) if one could not be reached. */
   promptOwners(req: ApprovalRequest): Promise<void>;
+  /** Adapters that show drafts of replies being written, by channel name. */
+  drafts: Map<string, (d: Draft) => Promise<void>>;
   stop(): Promise<void>;
 }
 
@@ -44,8 +47,10 @@ export async function startChatChannels(deps: ChatDeps): Promise<ChatChannels> {
       broken.push({ name, status: () => core.state.status(), send: async () => { throw new Error(detail); }, stop: async () => undefined });
     }
   }
+  const drafts = new Map<string, (d: Draft) => Promise<void>>();
+  for (const a of adapters) if (a.draft) drafts.set(a.name, (d) => a.draft!(d));
   return {
-    adapters, checks,
+    adapters, checks, drafts,
     registerRoutes: (app) => {
       registerChannelRoutes(app, { ...deps, running: () => [...adapters, ...broken] });
       for (const a of adapters) a.registerRoutes?.(app);

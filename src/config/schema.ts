@@ -144,6 +144,8 @@ export const channelsSchema = z.strictObject({
     /** Bot API server (tests, or a self-hosted Bot API server). */
     api_root: httpUrl.optional(),
     poll_timeout_s: wholeNumber(0, 50).default(30),
+    /** Long answers appear while the model writes them: one message, edited about once a second (the final text replaces it). */
+    stream_replies: flag.default(true),
   }).prefault({}),
   slack: z.strictObject({
     ...chatChannel,

@@ -83,6 +83,12 @@ export class LeakDetector {
   private readonly mainRefs: Ref[][];
   private readonly stripped: Automaton;
   private readonly strippedRefs: number[][];
+  /**
+   * The longest stretch of text one leak of a known secret can cover: its longest encoding, or its
+   * pieces with the largest gaps allowed between them. A text shown before its end is known (a
+   * streamed draft) must hold back at least this much (plus separated characters, see drafts.ts).
+   */
+  readonly maxSpan: number;
 
   constructor(secrets: readonly SecretEntry[], opts: LeakDetectorOptions = {}) {
     this.maxGap = opts.maxGap ?? 16;
@@ -119,6 +125,10 @@ export class LeakDetector {
       const sk = skeleton(s.value);
       if (sk.length >= MIN_SECRET_LENGTH) add(stripped, sk, i);
     });
+    let span = 0;
+    for (const [text, refs] of main) if (refs.some((r) => 'encoding' in r)) span = Math.max(span, text.length);
+    secrets.forEach((s, i) => { span = Math.max(span, s.value.length + Math.ceil(s.value.length / this.grams[i]!) * this.maxGap); });
+    this.maxSpan = span;
     this.main = new Automaton([...main.keys()]);
     this.mainRefs = [...main.values()];
     this.stripped = new Automaton([...stripped.keys()]);

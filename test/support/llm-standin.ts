@@ -16,7 +16,7 @@ export interface ChatRequest {
 }
 
 export type Scripted =
-  | { text: string; delayMs?: number; usage?: { prompt: number; completion: number } }
+  | { text: string; delayMs?: number; usage?: { prompt: number; completion: number }; /** Streaming: pieces of this size, this far apart (a model writing slowly). */ pace?: { chars: number; everyMs: number } }
   | { toolCalls: Array<{ name: string; args: unknown }>; delayMs?: number }
   | { status: number; body?: unknown; headers?: Record<string, string>; delayMs?: number };
 
@@ -49,7 +49,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 
 let counter = 0;
 
-function respond(res: ServerResponse, req: ChatRequest, s: Exclude<Scripted, { status: number }>): void {
+async function respond(res: ServerResponse, req: ChatRequest, s: Exclude<Scripted, { status: number }>): Promise<void> {
   const id = `chatcmpl-${++counter}`;
   const created = Math.floor(Date.now() / 1000);
   const usage = 'text' in s && s.usage ? s.usage : { prompt: 10, completion: 5 };
@@ -71,8 +71,13 @@ function respond(res: ServerResponse, req: ChatRequest, s: Exclude<Scripted, { s
   chunk({ role: 'assistant', content: '' });
   if ('text' in s) {
     // Split into a few pieces so clients really assemble a stream.
-    const parts = s.text.match(/[\s\S]{1,16}/g) ?? [''];
-    for (const p of parts) chunk({ content: p });
+    const size = s.pace?.chars ?? 16;
+    const parts = s.text.match(new RegExp(`[\\s\\S]{1,${size}}`, 'g')) ?? [''];
+    for (const p of parts) {
+      if (res.destroyed) return;
+      chunk({ content: p });
+      if (s.pace) await new Promise((r) => setTimeout(r, s.pace!.everyMs));
+    }
   } else {
     for (const t of toolCalls!) {
       chunk({ tool_calls: [{ index: t.index, id: t.id, type: 'function', function: { name: t.function.name, arguments: '' } }] });
@@ -114,7 +119,7 @@ export async function startLlmStandIn(handler: Handler = echoHandler, port = 0):
         res.end(JSON.stringify(s.body ?? { error: { message: `scripted ${s.status}`, type: 'server_error' } }));
         return;
       }
-      respond(res, body, s);
+      await respond(res, body, s);
     } catch (err) {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { message: (err as Error).message } }));

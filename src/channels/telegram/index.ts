@@ -5,6 +5,7 @@ import type { ApprovalRequest } from '../../approvals/types.js';
 import { callbackData, outcomeText, ownerPromptText, parseCallbackData } from '../approvals.js';
 import { splitEpoch, type ChatAdapter, type ChatCore, type ChatIO, type IncomingChat } from '../chat.js';
 import type { OutboundMessage, OutgoingFile } from '../contract.js';
+import type { Draft } from '../drafts.js';
 import { backoffMs, sleep } from '../connection.js';
 import { PermanentSendError } from '../delivery.js';
 import { toTelegramHtml } from '../markdown.js';
@@ -219,6 +220,29 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
     }
   }
 
+  /**
+   * Replaces the text of a message we sent (the draft of a reply). Unchanged text counts as done; a
+   * draft the user deleted, or one too old to edit, is replaced by a new message when `fallback` is
+   * given (the final reply), and dropped otherwise.
+   */
+  async function editChunk(out: Pick<OutboundMessage, 'chatId'>, platformId: string, html: string, fallback?: () => Promise<string>): Promise<string> {
+    if (!api) throw new Error('the Telegram adapter is not connected yet');
+    const { chat_id } = parseChatId(splitEpoch(out.chatId).chatId);
+    const edit = async (text: string, parse: boolean) => { await api!.editMessageText(chat_id, Number(platformId), text, parse ? { parse_mode: 'HTML' } : {}); };
+    try {
+      await edit(html, true).catch(async (err: unknown) => {
+        if (!isParseError(err)) throw err;
+        await edit(htmlToText(html), false);
+      });
+      return platformId;
+    } catch (err) {
+      const description = err instanceof GrammyError ? err.description : '';
+      if (/message is not modified/i.test(description)) return platformId;
+      if (fallback && /message to edit not found|message can't be edited/i.test(description)) return fallback();
+      throw classifySendError(err);
+    }
+  }
+
   return {
     name: core.name,
     status: () => core.state.status(),
@@ -227,8 +251,15 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
         limit: TELEGRAM_LIMIT, convert: toTelegramHtml,
         sendChunk: (html, i) => sendChunk(out, html, i),
         sendFile: (file) => sendFile(out, file),
+        ...(cfg.stream_replies ? { editChunk: (id: string, html: string) => editChunk(out, id, html, () => sendChunk(out, html, 0)) } : {}),
       });
     },
+    ...(cfg.stream_replies ? {
+      async draft(d: Draft) {
+        const out = { ...d, text: d.text, seq: 0 };
+        await core.deliverDraft(d, { limit: TELEGRAM_LIMIT, convert: toTelegramHtml, send: (html) => sendChunk(out, html, 0), edit: (id, html) => editChunk(out, id, html) });
+      },
+    } : {}),
     promptOwners,
     registerRoutes(app: FastifyInstance) {
       if (cfg.mode !== 'webhook') return;
