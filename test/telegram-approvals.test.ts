@@ -217,6 +217,21 @@ describe('approving capability requests from Telegram (buttons and /approve, own
     await waitFor(() => sent(OWNER.id, 'Not done: no approval request apr_zzzzzzzz').length === 1, 'unknown id refused');
   });
 
+  it('/deny ID as the caption of a photo is the command: decided, the photo is not fetched, no agent turn', async () => {
+    const before = sent(OWNER.id, 'Requested apr_').length;
+    tg.message({ chat: dmWith(OWNER), from: OWNER, text: 'ask caption.example' });
+    const reply = await waitFor(() => sent(OWNER.id, 'Requested apr_')[before], 'the agent reply in the DM');
+    const id = /Requested (apr_[a-z2-9]{8})/.exec(String(reply.body.text))![1]!;
+    const turns = llm.requests.length;
+    const fetches = tg.sent('getFile').length;
+    const photo = tg.addFile(Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'));
+    tg.message({ chat: dmWith(OWNER), from: OWNER, extra: { caption: `/deny ${id}`, caption_entities: [{ type: 'bot_command', offset: 0, length: 5 }], photo: [{ file_id: photo, file_size: 16, width: 1, height: 1 }] } });
+    await waitFor(() => sent(OWNER.id, `Denied: ${id} denied`).length === 1, 'the denial');
+    assert.equal((await stateOf(id)).state, 'denied');
+    assert.equal(tg.sent('getFile').length, fetches, 'the photo was downloaded');
+    assert.equal(llm.requests.length, turns, 'the caption became an agent turn');
+  });
+
   it('the audit chain stays valid and holds no message bodies', async () => {
     const db = await openDb(resolveDbTarget(`file:${join(home, 'bulwark.db')}`, home));
     try {

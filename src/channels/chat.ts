@@ -241,13 +241,16 @@ export class ChatCore {
   async receive(m: IncomingChat, io: ChatIO): Promise<ReceiveResult> {
     const a = await this.admit(m, io);
     if (!('ok' in a)) return a;
+    return (await this.approvalCommand(m, io)) ?? this.enqueue(m, io);
+  }
+
+  /** For an admitted message that is `/approve ID` or `/deny ID`: decides, answers, and says so; otherwise undefined. */
+  async approvalCommand(m: IncomingChat, io: ChatIO): Promise<ReceiveResult | undefined> {
     const cmd = parseApprovalCommand(m.text);
-    if (cmd) {
-      const r = await this.decideApproval(m, cmd.decision, cmd.id);
-      await io.notice(outcomeText(r)).catch((err: Error) => this.logger.warn({ err: this.scrub(err.message) }, 'could not send the outcome of an approval command'));
-      return { outcome: 'ignored', reason: 'approval-command' };
-    }
-    return this.enqueue(m, io);
+    if (!cmd) return undefined;
+    const r = await this.decideApproval(m, cmd.decision, cmd.id);
+    await io.notice(outcomeText(r)).catch((err: Error) => this.logger.warn({ err: this.scrub(err.message) }, 'could not send the outcome of an approval command'));
+    return { outcome: 'ignored', reason: 'approval-command' };
   }
 
   /**

@@ -45,11 +45,15 @@ export async function attachmentLines(core: ChatCore, chat: IncomingChat, files:
 /**
  * `core.receive` for a message that carries files: admitted first (a stranger gets the pairing prompt
  * and nothing is downloaded), then the reference lines are appended to the text and it is enqueued.
+ * An approval command in the caption is decided like a plain one.
  */
 export async function receiveWithFiles(core: ChatCore, chat: IncomingChat, io: ChatIO, files: InboundFile[]): Promise<ReceiveResult> {
   if (files.length === 0) return core.receive(chat, io);
   const admitted = await core.admit(chat, io);
   if (!('ok' in admitted)) return admitted;
+  // "/approve ID" as a file's caption is still the command (the file is not fetched).
+  const command = await core.approvalCommand(chat, io);
+  if (command) return command;
   const lines = await attachmentLines(core, chat, files);
   return core.enqueue({ ...chat, text: [chat.text, ...lines].filter(Boolean).join('\n\n') }, io);
 }
