@@ -10,7 +10,7 @@ import { createLogger, silentLogger, type Logger } from '../src/logger.js';
 import { until } from './support/wait.js';
 import { assertSealedAttachment } from './support/attachments.js';
 import { startDiscordStandIn, snowflake, user, type DiscordStandIn } from './support/discord-standin.js';
-import { lastUserText, startLlmStandIn, type StandIn } from './support/llm-standin.js';
+import { lastUserText, requestingHandler, startLlmStandIn, type StandIn } from './support/llm-standin.js';
 import { startRedis, type Service } from './support/services.js';
 import { ApiClient, standInEnv } from './support/hub.js';
 
@@ -327,16 +327,7 @@ describe('Discord: real discord.js ↔ gateway/REST stand-in ↔ hub ↔ agent',
 
   it('approvals: every owner gets a DM ending with the commands (a failed DM is retried without repeating the others); /approve ID in the DM approves', async () => {
     const REASON = 'need it *now* @everyone';
-    llm.setHandler((req) => {
-      const m = req.messages.at(-1);
-      if (m?.role === 'tool') {
-        const r = JSON.parse(typeof m.content === 'string' ? m.content : JSON.stringify(m.content)).untrusted_data;
-        return { text: `Requested ${r.id} (${r.status})` };
-      }
-      const ask = /ask (\S+)/.exec(lastUserText(req));
-      if (ask) return { toolCalls: [{ name: 'request_capability', args: { kind: 'grant_host', target: ask[1], reason: REASON } }] };
-      return { text: `echo: ${lastUserText(req)}` };
-    });
+    llm.setHandler(requestingHandler(REASON));
     // The first DM channel cannot be opened: that owner is prompted on the job's retry.
     discord.failNext(/^POST \/users\/@me\/channels$/, 500);
     try {

@@ -13,7 +13,7 @@ import { linkWhatsApp } from '../src/cli/whatsapp-login.js';
 import { hasSession, markLinked } from '../src/channels/whatsapp/client.js';
 import { until } from './support/wait.js';
 import { assertSealedAttachment } from './support/attachments.js';
-import { lastUserText, startLlmStandIn, type StandIn } from './support/llm-standin.js';
+import { lastUserText, requestingHandler, startLlmStandIn, type StandIn } from './support/llm-standin.js';
 import { startRedis, type Service } from './support/services.js';
 import { ApiClient, standInEnv } from './support/hub.js';
 
@@ -293,16 +293,7 @@ describe('WhatsApp: the real whatsapp-web.js Client and Message ↔ hub ↔ agen
 
   it('approvals: every owner is messaged with the request ending in the commands (a failed one is retried without repeating the others); /approve ID approves', async () => {
     const MEMBER = '15557654321@c.us';
-    llm.setHandler((req) => {
-      const m = req.messages.at(-1);
-      if (m?.role === 'tool') {
-        const r = JSON.parse(typeof m.content === 'string' ? m.content : JSON.stringify(m.content)).untrusted_data;
-        return { text: `Requested ${r.id} (${r.status})` };
-      }
-      const ask = /ask (\S+)/.exec(lastUserText(req));
-      if (ask) return { toolCalls: [{ name: 'request_capability', args: { kind: 'grant_host', target: ask[1], reason: 'to read the page' } }] };
-      return { text: `echo: ${lastUserText(req)}` };
-    });
+    llm.setHandler(requestingHandler('to read the page'));
     try {
       const since = sent.length;
       failOnce.push((chatId, content) => chatId === OWNER && typeof content === 'string' && content.startsWith('Approval request'));

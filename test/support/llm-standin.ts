@@ -41,6 +41,23 @@ export function lastUserText(req: ChatRequest): string {
 
 export const echoHandler: Handler = (req) => ({ text: `echo: ${lastUserText(req)}` });
 
+/**
+ * A model that files a capability request (grant_host) when told "ask HOST", then answers
+ * "Requested ID (status)" from the tool's result; anything else is echoed.
+ */
+export function requestingHandler(reason: string): Handler {
+  return (req) => {
+    const m = req.messages.at(-1);
+    if (m?.role === 'tool') {
+      const r = JSON.parse(typeof m.content === 'string' ? m.content : JSON.stringify(m.content)).untrusted_data;
+      return { text: `Requested ${r.id} (${r.status})` };
+    }
+    const ask = /ask (\S+)/.exec(lastUserText(req));
+    if (ask) return { toolCalls: [{ name: 'request_capability', args: { kind: 'grant_host', target: ask[1], reason } }] };
+    return echoHandler(req, 0);
+  };
+}
+
 async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
