@@ -164,4 +164,12 @@ describe('files the agent sends back (send_file → stored sealed → delivered 
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a file gone from disk is answered 410 (not a server error)', async () => {
+    const reply = await ask('one more CSV');
+    for (const f of agentFiles()) rmSync(join(home, 'attachments', 'agent', f));
+    const r = await api.request('GET', reply.files[0]!.url);
+    assert.equal(r.status, 410);
+    assert.match(JSON.stringify(r.json), /no longer available/);
+  });
 });

@@ -30,7 +30,7 @@ export const DRAFT_HOLD_MIN = 1024;
 export const DRAFT_EVERY_MS = 1000;
 
 const draftSchema = outboundMessageSchema.pick({ channel: true, accountId: true, chatId: true, conversationId: true, messageId: true, replyTo: true }).extend({
-  /** Increases with every draft of one reply; older drafts arriving late are dropped. */
+  /** Increases with every draft of one reply (also across re-runs of a turn); older drafts arriving late are dropped. */
   n: z.number().int().positive(),
   sealed: z.string().min(1).max(2_000_000),
 });
@@ -81,7 +81,8 @@ export function draftWriter(o: { redis: Redis; cipher: Pick<TextCipher, 'seal'>;
     const visible = visiblePrefix(latest, await o.detector());
     if (closed || visible === shown || visible.length === 0) return;
     shown = visible;
-    n += 1;
+    // Time-based, so the drafts of a turn re-run after a crash are newer than the first run's.
+    n = Math.max(n + 1, Date.now());
     const sealed = await o.cipher.seal(o.target.conversationId, draftContext(o.target.messageId, n), visible);
     await o.redis.publish(DRAFT_TOPIC, JSON.stringify({ ...o.target, n, sealed }));
   };

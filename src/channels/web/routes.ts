@@ -168,7 +168,13 @@ export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): voi
     const m = await deps.store.getMessage(q.data.message);
     const ref = m && m.conversationId === id.data ? m.files[q.data.index] : undefined;
     if (!ref) return reply.code(404).send({ error: 'no such file in this conversation' });
-    const bytes = await deps.openFile(id.data, ref);
+    let bytes: Buffer;
+    try {
+      bytes = await deps.openFile(id.data, ref);
+    } catch (err) {
+      deps.logger.warn({ conversationId: id.data, file: ref.id, err: (err as Error).message }, 'a file the agent sent could not be opened');
+      return reply.code(410).send({ error: 'the file is no longer available' });
+    }
     return reply
       .header('content-type', ref.mime === 'text/plain' ? 'text/plain; charset=utf-8' : ref.mime)
       .header('content-disposition', `attachment; filename="${ref.name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(ref.name)}`)
