@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { inboundJobId } from '../src/channels/contract.js';
 import { WORKING_TEXT } from '../src/channels/slack/send.js';
@@ -117,16 +118,32 @@ describe('Slack (Socket Mode): real Bolt ↔ Slack stand-in ↔ hub ↔ agent', 
     assert.deepEqual(llm.requests.slice(before).map(lastUserText), ['now?']);
   });
 
+  it('a mention with a file arrives as message + app_mention at once: the file is fetched and stored once, one turn', async () => {
+    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(300, 9)]);
+    const file = slack.addFile(png, 'once.png', 'image/png');
+    const downloads = slack.downloads.length;
+    const turns = llm.requests.length;
+    const stored = () => { try { return readdirSync(join(t.home, 'attachments', 'slack')).length; } catch { return 0; } };
+    const filesBefore = stored();
+    const mention = inChannel('UMEMBER1', `<@${BOT_USER_ID}> look at this`, { subtype: 'file_share', files: [file] });
+    await Promise.all([slack.sendEvent(mention), slack.sendEvent({ ...mention, type: 'app_mention', channel_type: undefined })]);
+    await until('the reply', () => visible(slack, GENERAL).find((c) => String(c.args.text).startsWith('echo: look at this')));
+    assert.equal(slack.downloads.length - downloads, 1, 'the file was downloaded once');
+    assert.equal(stored() - filesBefore, 1, 'one sealed copy');
+    assert.equal(llm.requests.length - turns, 1, 'one turn');
+  });
+
   it('files: an admitted sender\'s PNG is fetched with the bot token, stored sealed and referenced; a fake .jpg, a foreign host and a stranger\'s file are not', async () => {
     const chan = 'DFILES001';
     const reply = (text: string) => until(`reply "${text}"`, () => visible(slack, chan).find((c) => String(c.args.text).includes(text)));
     const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(2000, 7)]);
     const file = slack.addFile(png, 'chart.png', 'image/png');
+    const earlier = slack.downloads.length;
     await slack.sendEvent(dm(OWNER, chan, 'what is this?', { subtype: 'file_share', files: [file] }));
     const got = await reply('echo: what is this?');
     const m = /\[attachment (att_[0-9a-f]{32}): "chart\.png", image\/png, 2 KB\]/.exec(String(got.args.text));
     assert.ok(m, String(got.args.text));
-    assert.deepEqual(slack.downloads.map((d) => d.auth), [BOT_TOKEN], 'one download, with the bot token');
+    assert.deepEqual(slack.downloads.slice(earlier).map((d) => d.auth), [BOT_TOKEN], 'one download, with the bot token');
     await assertSealedAttachment({ home: t.home, channel: 'slack', id: m[1]!, bytes: png, own: (chatId) => chatId === chan });
 
     // An executable named like a photo: refused by its bytes.

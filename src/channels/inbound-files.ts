@@ -1,5 +1,8 @@
 import { ATTACHMENT_MAX_BYTES, AttachmentRefused, attachmentRef, refusedRef, storeAttachment } from './attachments.js';
 import type { ChatCore, ChatIO, IncomingChat, ReceiveResult } from './chat.js';
+import { sleep } from './connection.js';
+import { inboundJobId } from './contract.js';
+import { dedupeKey } from './inbox.js';
 
 /*
  * The shared path for files on every chat platform (Telegram, Slack, Discord, WhatsApp): access
@@ -54,9 +57,30 @@ export async function receiveWithFiles(core: ChatCore, chat: IncomingChat, io: C
   // "/approve ID" as a file's caption is still the command (the file is not fetched).
   const command = await core.approvalCommand(chat, io);
   if (command) return command;
-  const lines = await attachmentLines(core, chat, files);
-  return core.enqueue({ ...chat, text: [chat.text, ...lines].filter(Boolean).join('\n\n') }, io);
+  // One platform message can arrive as two events at once (Slack sends `message` and `app_mention`
+  // for one mention) or again later (a redelivery): its files are fetched once. Whoever holds the
+  // claim fetches; the other waits for it and then gets the Inbox's "duplicate" answer — or fetches
+  // itself if the holder failed before queueing the message.
+  const jobId = inboundJobId({ channel: core.name, accountId: chat.accountId, messageId: chat.messageId });
+  const claim = `bulwark:files-claim:${jobId}`;
+  const started = Date.now();
+  for (;;) {
+    if (await core.redis.exists(dedupeKey(jobId))) return core.enqueue(chat, io);
+    if (await core.redis.set(claim, '1', 'EX', CLAIM_TTL_S, 'NX')) break;
+    if (Date.now() - started > CLAIM_TTL_S * 1000) break;
+    await sleep(CLAIM_POLL_MS);
+  }
+  try {
+    const lines = await attachmentLines(core, chat, files);
+    return await core.enqueue({ ...chat, text: [chat.text, ...lines].filter(Boolean).join('\n\n') }, io);
+  } finally {
+    await core.redis.del(claim).catch(() => undefined);
+  }
 }
+
+/** How long one delivery of a message may take to fetch its files before another may try. */
+const CLAIM_TTL_S = 120;
+const CLAIM_POLL_MS = 100;
 
 /** Whether a file URL is on one of the platform's file hosts (https), or on the configured stand-in origin (tests). */
 export function onAllowedHost(url: string, hosts: readonly string[], configuredApi?: string): boolean {
