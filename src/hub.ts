@@ -11,7 +11,7 @@ import { startAgentWorker } from './agent/worker.js';
 import type { ChannelAdapter } from './channels/contract.js';
 import { Inbox } from './channels/inbox.js';
 import { startOutbox } from './channels/outbox.js';
-import { startChatChannels } from './channels/index.js';
+import { CHAT_CHANNELS, isEnabled, startChatChannels } from './channels/index.js';
 import { APPROVAL_PROMPTS, queueOwnerPrompt, startOwnerPrompts } from './channels/approvals.js';
 import { WebChannel, WebFanout } from './channels/web/index.js';
 import type { LoadedConfig } from './config/load.js';
@@ -22,7 +22,7 @@ import { loadApiToken, Sessions } from './gateway/auth.js';
 import { createServer, type ReadinessCheck } from './gateway/server.js';
 import { setLogScrubber, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { createQueue, createRedis, displayRedis, INBOUND, OUTBOUND, type RedisTarget } from './queues.js';
+import { ChannelQueues, createQueue, createRedis, displayRedis, INBOUND, OUTBOUND, type RedisTarget } from './queues.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
 import { startRoutines } from './routines/index.js';
 import { registerApprovalApi } from './approvals/api.js';
@@ -54,6 +54,9 @@ function isLoopback(host: string): boolean {
  * `gateway` (HTTP + channels), `worker` (agent turns) and `scheduler` (routines) run the same code
  * split across processes or machines that share one Redis and one database.
  */
+/** Every channel a reply can be queued for (the local web chat and CLI, and the chat platforms). */
+const ALL_CHANNELS = ['web', 'cli', ...CHAT_CHANNELS];
+
 export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger: Logger; tools?: ToolRegistry; secret?: (name: string) => Promise<string | undefined> }): Promise<Hub> {
   const { loaded, role, logger } = opts;
   const { config, home } = loaded;
@@ -108,7 +111,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     }
 
     const inbound = createQueue(INBOUND, redisTarget);
-    const outbound = createQueue(OUTBOUND, redisTarget);
+    const outbound = new ChannelQueues(redisTarget, OUTBOUND);
     closers.push(() => inbound.close(), () => outbound.close());
 
     const checks: ReadinessCheck[] = [
@@ -118,13 +121,13 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
 
     // The audit log and the approval gateway: capability changes wait for an owner; all is recorded.
     // Requests that wait for a human are DMed to the owners by whichever gateway process runs the chat channels.
-    const ownerPrompts = createQueue(APPROVAL_PROMPTS, redisTarget);
+    const ownerPrompts = new ChannelQueues(redisTarget, APPROVAL_PROMPTS);
     closers.push(() => ownerPrompts.close());
     // One leak detector for the process (the vault's secrets and the LLM key), rebuilt when the vault changes.
     const hubSecrets = config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : [];
     const hubDetector = vaultDetector(vault, hubSecrets);
     const detectLeaks = guardWith(hubDetector);
-    const control = await createControlPlane({ db, home, config, role, vault, store, outbound, cipher, metrics, logger, leaks: detectLeaks, onPending: (req) => queueOwnerPrompt(ownerPrompts, req.id) });
+    const control = await createControlPlane({ db, home, config, role, vault, store, outbound, cipher, metrics, logger, leaks: detectLeaks, onPending: (req) => queueOwnerPrompt(ownerPrompts, req.id, CHAT_CHANNELS.filter((name) => isEnabled({ channels: config.channels, home }, name))) });
     closers.push(() => control.close());
 
     // The sandbox reaches the network only through the vault's egress: handles become values only
@@ -227,8 +230,8 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
         await feed.start();
         closers.push(() => feed.stop());
       }
-      workers.push(startOutbox({ redisTarget, adapters, cipher, metrics, logger, audit: control.audit.sink }));
-      workers.push(startOwnerPrompts({ redisTarget, get: (id) => control.gateway.get(id), promptOwners: chat.promptOwners, logger }));
+      workers.push(...startOutbox({ redisTarget, adapters, outbound, cipher, metrics, logger, audit: control.audit.sink }));
+      workers.push(...startOwnerPrompts({ redisTarget, get: (id) => control.gateway.get(id), prompters: chat.prompters, logger }));
     }
 
     if (role === 'all' || role === 'worker') {
@@ -261,10 +264,12 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     });
 
     const queueDepth = async () => {
-      for (const [name, q] of [[INBOUND, inbound], [OUTBOUND, outbound], ['routines', routines.queue]] as const) {
+      for (const [name, q] of [[INBOUND, inbound], ['routines', routines.queue]] as const) {
         const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed');
         for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ queue: name, state }, n);
       }
+      // All channels' outbound queues together, as one "outbound" queue (a channel nobody runs shows up as waiting).
+      for (const [state, n] of Object.entries(await outbound.counts(ALL_CHANNELS))) metrics.queueDepth.set({ queue: OUTBOUND, state }, n);
     };
 
     const server: FastifyInstance = await createServer({
@@ -272,7 +277,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       metricsToken: isLoopback(config.server.host) ? undefined : apiToken,
       status: async () => ({
         role, llm: describeModel(config.llm), database: dbTarget.kind, redis: embedded ? 'embedded' : displayRedis(redisTarget),
-        queues: { inbound: await inbound.getJobCounts(), outbound: await outbound.getJobCounts() },
+        queues: { inbound: await inbound.getJobCounts(), outbound: await outbound.counts(ALL_CHANNELS) },
         stored: await store.counts(), uptimeSeconds: Math.round(process.uptime()),
       }),
     });

@@ -1,9 +1,16 @@
 import { Queue, type ConnectionOptions, type JobsOptions, type WorkerOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 
-/** The two queues of the design: channels → agent ("inbound"), agent → channels ("outbound"). */
+/**
+ * The two queues of the design: channels → agent ("inbound"), agent → channels ("outbound"). The
+ * outbound side is one queue per channel ("outbound-telegram", "outbound-web", …): a gateway
+ * consumes only the channels it runs, so gateways with different channels (one of them on the
+ * machine with Chromium for WhatsApp, say) can share one Redis without taking each other's replies.
+ * "outbound" itself is the single queue of earlier versions, drained into the per-channel ones.
+ */
 export const INBOUND = 'inbound';
 export const OUTBOUND = 'outbound';
+export const outboundQueueName = (channel: string) => `${OUTBOUND}-${channel}`;
 export const PREFIX = 'bulwark';
 
 /** How to reach Redis: a URL (redis://, rediss://, redis+unix:///path) or the embedded server's unix socket. */
@@ -79,3 +86,33 @@ export function lockedWorkerOptions(target: RedisTarget, o: { concurrency: numbe
 export function createQueue(name: string, target: RedisTarget): Queue {
   return new Queue(name, { connection: bullConnection(target), prefix: PREFIX });
 }
+
+/** A family of queues with one per channel ("<base>-<channel>"), created when first used. */
+export class ChannelQueues {
+  private readonly queues = new Map<string, Queue>();
+  constructor(private readonly target: RedisTarget, private readonly base = OUTBOUND) {}
+
+  /** The queue of one channel (a name the contract validated: lowercase letters, digits, '-'). */
+  for(channel: string): Queue {
+    if (!/^[a-z][a-z0-9-]{0,31}$/.test(channel)) throw new Error(`"${channel.slice(0, 40)}" is not a channel name`);
+    let q = this.queues.get(channel);
+    if (!q) this.queues.set(channel, (q = createQueue(`${this.base}-${channel}`, this.target)));
+    return q;
+  }
+
+  /** Job counts summed over the given channels' queues (for /metrics and `bulwark status`). */
+  async counts(channels: readonly string[]): Promise<Record<string, number>> {
+    const sum: Record<string, number> = {};
+    for (const c of channels) {
+      for (const [state, n] of Object.entries(await this.for(c).getJobCounts('waiting', 'active', 'delayed', 'failed'))) sum[state] = (sum[state] ?? 0) + n;
+    }
+    return sum;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}
+
+/** The replies' queues: one per channel. */
+export type OutboundQueues = ChannelQueues;

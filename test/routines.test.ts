@@ -2,7 +2,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { conversationIdFor } from '../src/channels/contract.js';
 import { ConversationStore } from '../src/conversations/store.js';
@@ -27,7 +26,7 @@ describe('routines: scheduling and delivery (scheduler role, real Redis)', () =>
   let redis: Service;
   let llm: StandIn;
   let rig: RoutineRig;
-  let outbox: Worker;
+  let outbox: { close(): Promise<void> };
   const channel = new RecordingChannel('standin');
   let verdict: Scripted = { text: '{"notify":false}' };
   const delays = new Map<string, number>();

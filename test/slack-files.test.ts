@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Queue } from 'bullmq';
-import { OUTBOUND, PREFIX, bullConnection } from '../src/queues.js';
+import { PREFIX, bullConnection, outboundQueueName } from '../src/queues.js';
 import { lastUserText, startLlmStandIn, type ChatRequest, type StandIn } from './support/llm-standin.js';
 import { startRedis, type Service } from './support/services.js';
 import { standInEnv } from './support/hub.js';
@@ -117,7 +117,7 @@ describe('Slack: files the agent sends (send_file → files.uploadV2)', () => {
     await slack.sendEvent(dm(OWNER, DM_CHANNEL, 'FILE [scope]'));
     await until('the text reply', () => withText(slack, DM_CHANNEL, 'echo: FILE [scope]').length === 1);
     // The outbound job fails for good (no retry can come after that), with a message naming the scope.
-    const queue = new Queue(OUTBOUND, { connection: bullConnection({ url: redis.url }), prefix: PREFIX });
+    const queue = new Queue(outboundQueueName('slack'), { connection: bullConnection({ url: redis.url }), prefix: PREFIX });
     try {
       const job = await until('the job to fail for good', async () => (await queue.getFailed()).find((j) => /missing_scope/.test(j.failedReason)));
       assert.match(job.failedReason, /needs files:write/);

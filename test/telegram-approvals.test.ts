@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { Queue } from 'bullmq';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import { startTelegramHub } from './support/telegram-hub.js';
 import { waitFor } from './support/wait.js';
 import { ApiClient, standInEnv } from './support/hub.js';
 import { lastUserText, startLlmStandIn, type ChatRequest, type StandIn } from './support/llm-standin.js';
+import { PREFIX, bullConnection, outboundQueueName } from '../src/queues.js';
 import { startRedis, type Service } from './support/services.js';
 import { startTelegramStandIn, type Call, type TelegramStandIn, type TgUser } from './support/telegram-standin.js';
 
@@ -263,6 +265,10 @@ describe('split roles: the worker files the request, the gateway DMs the owner a
     writeFileSync(join(home, 'bulwark.toml'), `[channels.telegram]\nenabled = true\nowners = [${OWNER.id}]\napi_root = "${tg.url}"\npoll_timeout_s = 5\n`);
     const env = { BULWARK_HOME: home, BULWARK_PORT: '0', BULWARK_CONFIG: join(home, 'bulwark.toml'), REDIS_URL: redis.url, ...standInEnv(llm.baseUrl), BULWARK_WORKER_SHUTDOWN_MS: '3000' };
     const logger = process.env.DEBUG ? createLogger({ level: 'debug', pretty: false }) : silentLogger();
+    // A second gateway on the same Redis that does not run Telegram (say, the machine that runs
+    // WhatsApp): it must take none of Telegram's replies or owner prompts.
+    writeFileSync(join(home, 'other-gateway.toml'), '[channels.telegram]\nenabled = false\n');
+    hubs.push(await startHub({ loaded: loadConfig({ ...env, BULWARK_CONFIG: join(home, 'other-gateway.toml') }, home), role: 'gateway', logger }));
     for (const role of ['gateway', 'worker'] as const) hubs.push(await startHub({ loaded: loadConfig(env, home), role, logger, secret: async (name) => (name === 'telegram.token' ? TOKEN : undefined) }));
   });
   after(async () => {
@@ -280,5 +286,24 @@ describe('split roles: the worker files the request, the gateway DMs the owner a
     const answer = await waitFor(() => tg.sent('answerCallbackQuery').find((c) => c.body.callback_query_id === q), 'the answer');
     assert.match(String(answer.body.text), /^Approved: apr_[a-z2-9]{8} applied: let agent "default" reach split\.example/);
     await waitFor(() => tg.sent().some((c) => Number(c.body.chat_id) === OWNER.id && /Approval apr_[a-z2-9]{8}: approved/.test(String(c.body.text))), 'the agent\'s conversation told');
+  });
+
+  it('a gateway without Telegram on the same Redis takes none of its replies or prompts (per-channel queues)', async () => {
+    const prompts = tg.sent().filter((c) => c.body.reply_markup).length;
+    llm.setHandler((req) => ({ text: `echo: ${lastUserText(req)}` }));
+    for (let i = 0; i < 6; i++) tg.message({ chat: dmWith(OWNER), from: OWNER, text: `ping ${i}` });
+    for (let i = 0; i < 6; i++) await waitFor(() => tg.sent().some((c) => c.body.text === `echo: ping ${i}`), `reply ${i}`);
+    assert.equal(tg.sent().filter((c) => String(c.body.text).startsWith('echo: ping')).length, 6, 'one reply each');
+    const other = await (await fetch(`${hubs[0]!.url}/metrics`)).text();
+    assert.doesNotMatch(other, /bulwark_errors_total\{where="send"\} [1-9]/, 'the other gateway tried to send Telegram replies');
+    const queue = new Queue(outboundQueueName('telegram'), { connection: bullConnection({ url: redis.url }), prefix: PREFIX });
+    try {
+      const done = (await queue.getCompleted()).filter((j) => j.id?.includes('/telegram/'));
+      assert.ok(done.length >= 6);
+      assert.ok(done.every((j) => j.attemptsMade <= 1), 'a reply needed a retry');
+    } finally {
+      await queue.close();
+    }
+    assert.equal(tg.sent().filter((c) => c.body.reply_markup).length, prompts);
   });
 });

@@ -358,7 +358,7 @@ describe('Telegram: bad token and webhook mode', () => {
     const test = await api.request('POST', '/api/channels/telegram/test');
     assert.equal(test.json.ok, false);
     assert.match(test.json.detail, /rejected/);
-    // Gateways sharing a Redis share the outbound queue: stop this one before the next test.
+    // The next test starts another hub with the same bot on this Redis: stop this one first.
     await hub.close();
   });
 

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { startLlmStandIn, type StandIn } from './support/llm-standin.js';
 import { startRedis, type Service } from './support/services.js';
 import { startTestHub, standInEnv, type TestHub } from './support/hub.js';
+import { waitFor } from './support/wait.js';
+import { OUTBOUND, createQueue, outboundQueueName } from '../src/queues.js';
 
 describe('web API: bad input, authentication and login', () => {
   let redis: Service;
@@ -112,4 +114,20 @@ describe('web API: bad input, authentication and login', () => {
   });
 
   it('is still up and answering after all of that', stillUp);
+
+  it('replies left on the single "outbound" queue of earlier versions move to their channel\'s queue (same job id)', async () => {
+    const target = { url: redis.url };
+    const legacy = createQueue(OUTBOUND, target);
+    const web = createQueue(outboundQueueName('web'), target);
+    try {
+      await legacy.add('send', { channel: 'web', note: 'queued by an older hub' }, { jobId: 'reply/legacy-1' });
+      // Not a valid (sealed) reply: once moved, the web outbox refuses it for good, which shows where it went.
+      const moved = await waitFor(async () => (await web.getFailed()).find((j) => j.id === 'reply/legacy-1'), 'the job in outbound-web');
+      assert.match(moved.failedReason, /invalid outbound job payload/);
+      assert.equal((await legacy.getWaiting()).length, 0);
+    } finally {
+      await legacy.close();
+      await web.close();
+    }
+  });
 });

@@ -11,7 +11,7 @@ import type { LlmConfig } from '../config/schema.js';
 import type { ConversationStore, StoredMessage } from '../conversations/store.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { INBOUND, lockedWorkerOptions, type RedisTarget } from '../queues.js';
+import { INBOUND, lockedWorkerOptions, type OutboundQueues, type RedisTarget } from '../queues.js';
 import { ConversationGate } from './gate.js';
 import { NO_MODEL_REPLY } from './llm.js';
 import { LlmUnavailableError, runTurn } from './loop.js';
@@ -29,7 +29,7 @@ export interface AgentWorkerDeps {
   /** A shared command connection (locks, dedupe markers). */
   redis: Redis;
   inbound: Queue;
-  outbound: Queue;
+  outbound: OutboundQueues;
   store: ConversationStore;
   /** Opens and seals queue payloads (the vault's per-conversation keys, injected by the hub). */
   cipher: TextCipher;

@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { OutboundQueues } from '../queues.js';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { AgentToolset } from '../agent/codeact.js';
 import { AuditLog, loadAuditKey } from '../audit/index.js';
@@ -46,7 +46,7 @@ export interface ControlPlane {
  * no longer parses makes requests ask a human instead of being decided by half a policy.
  */
 export async function createControlPlane(deps: {
-  db: Db; home: string; config: Config; role: string; vault: SecretSource; store: ConversationStore; outbound: Queue; cipher: TextCipher; metrics: Metrics; logger: Logger;
+  db: Db; home: string; config: Config; role: string; vault: SecretSource; store: ConversationStore; outbound: OutboundQueues; cipher: TextCipher; metrics: Metrics; logger: Logger;
   /** The hub's leak guard (vault secrets and the LLM key): audit fields that hold a secret are redacted. */
   leaks: OutboundGuard;
   /** Called for each request that waits for a human (the hub queues the owners' DMs). */

@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { OutboundQueues } from '../queues.js';
 import { enqueueReply } from '../channels/queue-payloads.js';
 import type { TextCipher } from '../conversations/cipher.js';
 import type { ConversationStore } from '../conversations/store.js';
@@ -10,7 +10,7 @@ import type { ApprovalRequest } from './types.js';
  * its next turn) how a request ended: a stored message sent through the outbound queue like any
  * reply. One message per request and outcome (the id says which), so a repeat is not sent twice.
  */
-export function conversationNotifier(deps: { db: Db; store: ConversationStore; outbound: Queue; cipher: TextCipher }) {
+export function conversationNotifier(deps: { db: Db; store: ConversationStore; outbound: OutboundQueues; cipher: TextCipher }) {
   return async (req: ApprovalRequest, text: string): Promise<void> => {
     const conversationId = req.requester.conversationId;
     if (!conversationId) return;

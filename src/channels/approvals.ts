@@ -75,26 +75,41 @@ export function outcomeText(r: DecideOutcome): string {
   return `${verb}: ${r.message}`;
 }
 
-/** The queue between whoever files a request (worker roles) and the adapters that DM the owners (gateway roles). */
+/**
+ * The queues between whoever files a request (worker roles) and the adapters that DM the owners
+ * (gateway roles): one per chat channel, like the outbound queues, so every channel's owners are
+ * asked even when different gateways run different channels. "approval-prompts" is the single
+ * queue of earlier versions; jobs left there are taken by any gateway for the channels it runs.
+ */
 export const APPROVAL_PROMPTS = 'approval-prompts';
+export const approvalPromptQueue = (channel: string) => `${APPROVAL_PROMPTS}-${channel}`;
+const PROMPT_JOB = { attempts: 8, backoff: { type: 'exponential' as const, delay: 1000 }, removeOnComplete: { age: 24 * 3600, count: 10_000 }, removeOnFail: { age: 7 * 24 * 3600 } };
 
-/** Asks the gateway processes to DM the owners about a pending request; one job per request. */
-export async function queueOwnerPrompt(queue: Queue, id: string): Promise<void> {
-  await queue.add('prompt', { id }, { jobId: `prompt/${id}`, attempts: 8, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 24 * 3600, count: 10_000 }, removeOnFail: { age: 7 * 24 * 3600 } });
+/** Asks the gateways to DM the owners of each of `channels` (the enabled chat channels) about a pending request; one job per request and channel. */
+export async function queueOwnerPrompt(queues: { for(channel: string): Queue }, id: string, channels: readonly string[]): Promise<void> {
+  for (const channel of channels) await queues.for(channel).add('prompt', { id }, { ...PROMPT_JOB, jobId: `prompt/${id}` });
 }
 
 /**
- * Consumes owner prompts in a gateway role: requests still pending go to every owner of every
- * running chat channel. A failed send is retried (owners already prompted are skipped by the adapter).
+ * Consumes the owner prompts of each chat channel this gateway runs: a request still pending goes
+ * to that channel's owners. A failed send is retried (owners already prompted are skipped by
+ * ChatCore.promptEachOwner).
  */
-export function startOwnerPrompts(opts: { redisTarget: RedisTarget; get(id: string): Promise<ApprovalRequest | undefined>; promptOwners(req: ApprovalRequest): Promise<void>; logger: Logger }): Worker {
-  const worker = new Worker(APPROVAL_PROMPTS, async (job) => {
-    const id = typeof job.data?.id === 'string' ? job.data.id : '';
-    const req = await opts.get(id);
-    if (!req || req.state !== 'pending') return;
-    await opts.promptOwners(req);
-  }, { connection: bullConnection(opts.redisTarget), prefix: PREFIX, concurrency: 4 });
-  worker.on('failed', (job, err) => opts.logger.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'could not send an approval request to the owners (retrying)'));
-  worker.on('error', (err) => opts.logger.error({ err: err.message }, 'approval prompt worker error'));
-  return worker;
+export function startOwnerPrompts(opts: { redisTarget: RedisTarget; get(id: string): Promise<ApprovalRequest | undefined>; prompters: Map<string, (req: ApprovalRequest) => Promise<void>>; logger: Logger }): Worker[] {
+  const start = (queue: string, prompt: (req: ApprovalRequest) => Promise<void>) => {
+    const worker = new Worker(queue, async (job) => {
+      const id = typeof job.data?.id === 'string' ? job.data.id : '';
+      const req = await opts.get(id);
+      if (!req || req.state !== 'pending') return;
+      await prompt(req);
+    }, { connection: bullConnection(opts.redisTarget), prefix: PREFIX, concurrency: 4 });
+    worker.on('failed', (job, err) => opts.logger.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'could not send an approval request to the owners (retrying)'));
+    worker.on('error', (err) => opts.logger.error({ err: err.message }, 'approval prompt worker error'));
+    return worker;
+  };
+  const all = async (req: ApprovalRequest) => {
+    const failed = (await Promise.allSettled([...opts.prompters.values()].map((p) => p(req)))).filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length > 0) throw new Error(failed.map((f) => (f.reason as Error).message).join('; '));
+  };
+  return [...[...opts.prompters].map(([channel, prompt]) => start(approvalPromptQueue(channel), prompt)), start(APPROVAL_PROMPTS, all)];
 }

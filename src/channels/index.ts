@@ -15,8 +15,8 @@ export interface ChatChannels {
   checks: ReadinessCheck[];
   /** The /api/pairing and /api/channels routes plus adapters' webhook routes. */
   registerRoutes(app: FastifyInstance): void;
-  /** DMs a pending approval request to the owners of every running channel; throws (to be retried) if one could not be reached. */
-  promptOwners(req: ApprovalRequest): Promise<void>;
+  /** For each running channel whose adapter DMs owners: how to send them a pending approval request (throws to be retried). */
+  prompters: Map<string, (req: ApprovalRequest) => Promise<void>>;
   /** Adapters that show drafts of replies being written, by channel name. */
   drafts: Map<string, (d: Draft) => Promise<void>>;
   stop(): Promise<void>;
@@ -49,15 +49,13 @@ export async function startChatChannels(deps: ChatDeps): Promise<ChatChannels> {
   }
   const drafts = new Map<string, (d: Draft) => Promise<void>>();
   for (const a of adapters) if (a.draft) drafts.set(a.name, (d) => a.draft!(d));
+  const prompters = new Map<string, (req: ApprovalRequest) => Promise<void>>();
+  for (const a of adapters) if (a.promptOwners) prompters.set(a.name, (req) => a.promptOwners!(req));
   return {
-    adapters, checks, drafts,
+    adapters, checks, drafts, prompters,
     registerRoutes: (app) => {
       registerChannelRoutes(app, { ...deps, running: () => [...adapters, ...broken] });
       for (const a of adapters) a.registerRoutes?.(app);
-    },
-    promptOwners: async (req) => {
-      const failed = (await Promise.allSettled(adapters.map((a) => a.promptOwners?.(req)))).filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed.length > 0) throw new Error(failed.map((f) => (f.reason as Error).message).join('; '));
     },
     stop: async () => { await Promise.all(adapters.map((a) => a.stop().catch(() => undefined))); },
   };

@@ -2,19 +2,27 @@ import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { TextCipher } from '../conversations/cipher.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { OUTBOUND, PREFIX, bullConnection, type RedisTarget } from '../queues.js';
+import { OUTBOUND, OUTBOUND_JOB_OPTIONS, PREFIX, bullConnection, outboundQueueName, type OutboundQueues, type RedisTarget } from '../queues.js';
 import type { ChannelAdapter, OutboundMessage } from './contract.js';
 import { openOutbound } from './queue-payloads.js';
 import type { AuditSink } from '../audit/log.js';
 import { PermanentSendError, RetryAfter } from './delivery.js';
 
+export interface OutboxOptions { redisTarget: RedisTarget; adapters: Map<string, ChannelAdapter>; outbound: OutboundQueues; cipher: TextCipher; metrics: Metrics; logger: Logger; concurrency?: number; audit?: AuditSink }
+
 /**
- * Consumes the outbound queue and hands each reply to the adapter of its channel. Runs in the
- * gateway role, where the adapters are. A failed send is retried with backoff by BullMQ.
+ * Consumes the outbound queue of each channel this gateway runs and hands each reply to that
+ * channel's adapter (queues.ts: one queue per channel, so a gateway never takes another gateway's
+ * replies). A failed send is retried with backoff by BullMQ. Also moves jobs left in the single
+ * queue of earlier versions to their channel's queue.
  */
-export function startOutbox(opts: { redisTarget: RedisTarget; adapters: Map<string, ChannelAdapter>; cipher: TextCipher; metrics: Metrics; logger: Logger; concurrency?: number; audit?: AuditSink }): Worker {
+export function startOutbox(opts: OutboxOptions): Worker[] {
+  return [...[...opts.adapters.keys()].map((channel) => channelOutbox(opts, channel)), legacyDrain(opts)];
+}
+
+function channelOutbox(opts: OutboxOptions, channel: string): Worker {
   const { adapters, metrics, logger } = opts;
-  const worker = new Worker(OUTBOUND, async (job, token) => {
+  const worker = new Worker(outboundQueueName(channel), async (job, token) => {
     let msg: OutboundMessage;
     try {
       msg = await openOutbound(opts.cipher, job.data);
@@ -24,7 +32,7 @@ export function startOutbox(opts: { redisTarget: RedisTarget; adapters: Map<stri
       throw new UnrecoverableError(`invalid outbound job payload: ${issue ?? (err as Error).message}`);
     }
     const adapter = adapters.get(msg.channel);
-    if (!adapter) throw new Error(`channel "${msg.channel}" is not enabled on this gateway`);
+    if (!adapter || msg.channel !== channel) throw new UnrecoverableError(`a "${msg.channel}" reply in the queue of "${channel}"`);
     try {
       await adapter.send(msg);
     } catch (err) {
@@ -46,5 +54,16 @@ export function startOutbox(opts: { redisTarget: RedisTarget; adapters: Map<stri
     logger.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'reply delivery failed');
   });
   worker.on('error', (err) => logger.error({ err: err.message }, 'outbound worker error'));
+  return worker;
+}
+
+/** Jobs queued by an earlier version on the single "outbound" queue go to their channel's queue, unchanged (same id). */
+function legacyDrain(opts: OutboxOptions): Worker {
+  const worker = new Worker(OUTBOUND, async (job) => {
+    const channel = (job.data as { channel?: unknown } | undefined)?.channel;
+    if (typeof channel !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(channel)) throw new UnrecoverableError('an outbound job without a valid channel');
+    await opts.outbound.for(channel).add(job.name, job.data, { ...OUTBOUND_JOB_OPTIONS, jobId: job.id! });
+  }, { connection: bullConnection(opts.redisTarget), prefix: PREFIX, concurrency: 4 });
+  worker.on('error', (err) => opts.logger.error({ err: err.message }, 'outbound drain worker error'));
   return worker;
 }

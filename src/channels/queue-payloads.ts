@@ -1,7 +1,6 @@
-import type { Queue } from 'bullmq';
 import { z } from 'zod';
 import { jobContext, type TextCipher } from '../conversations/cipher.js';
-import { OUTBOUND_JOB_OPTIONS } from '../queues.js';
+import { OUTBOUND_JOB_OPTIONS, type OutboundQueues } from '../queues.js';
 import { MAX_REPLY_FILES, fileRefSchema, inboundMessageSchema, outboundMessageSchema, type InboundMessage, type OutboundMessage } from './contract.js';
 
 /*
@@ -30,13 +29,13 @@ export async function openInbound(cipher: TextCipher, data: unknown, jobId: stri
  * Queues a reply for its channel. The job id is the reply's message id: a turn or run repeated after
  * a crash adds the same id again and BullMQ drops it, so the user gets one reply.
  */
-export async function enqueueReply(outbound: Queue, cipher: TextCipher, out: OutboundMessage): Promise<void> {
+export async function enqueueReply(outbound: OutboundQueues, cipher: TextCipher, out: OutboundMessage): Promise<void> {
   const { files, ...rest } = out;
   const payload = {
     ...rest, text: await cipher.seal(out.conversationId, jobContext(out.messageId), out.text), sealed: true,
     ...(files && files.length > 0 ? { files: await cipher.seal(out.conversationId, filesContext(out.messageId), JSON.stringify(files)) } : {}),
   };
-  await outbound.add('send', payload, { ...OUTBOUND_JOB_OPTIONS, jobId: out.messageId });
+  await outbound.for(out.channel).add('send', payload, { ...OUTBOUND_JOB_OPTIONS, jobId: out.messageId });
 }
 
 export async function openOutbound(cipher: TextCipher, data: unknown): Promise<OutboundMessage> {

@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { OutboundQueues } from '../queues.js';
 import { conversationIdFor, type OutboundMessage } from '../channels/contract.js';
 import { enqueueReply } from '../channels/queue-payloads.js';
 import type { TextCipher } from '../conversations/cipher.js';
@@ -13,7 +13,7 @@ import type { Spent } from './turn.js';
  */
 export interface DeliverDeps {
   store: ConversationStore;
-  outbound: Queue;
+  outbound: OutboundQueues;
   cipher: TextCipher;
   /** The leak guard every outbound text passes (injected by the hub; the same one chat replies use). */
   guard?: ((text: string) => Promise<{ text: string; findings: unknown[] }>) | undefined;

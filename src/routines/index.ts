@@ -10,7 +10,7 @@ import type { Db } from '../db/client.js';
 import { UserError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { createQueue, type RedisTarget } from '../queues.js';
+import { createQueue, type OutboundQueues, type RedisTarget } from '../queues.js';
 import { registerRoutineApi } from './api.js';
 import { routineCommands, type ChatCommand } from './commands.js';
 import { syncHeartbeat } from './heartbeat.js';
@@ -36,7 +36,7 @@ export interface RoutinesDeps {
   redis: Redis;
   db: Db;
   conversations: ConversationStore;
-  outbound: Queue;
+  outbound: OutboundQueues;
   cipher: TextCipher;
   /** Seals webhook keys at rest (the vault). */
   webhookKeys: WebhookKeySealer;

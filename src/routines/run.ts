@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { OutboundQueues } from '../queues.js';
 import type { Redis } from 'ioredis';
 import type { LanguageModel } from 'ai';
 import { DEFAULT_SYSTEM_PROMPT } from '../agent/worker.js';
@@ -29,7 +29,7 @@ export interface RunDeps {
   redis: Redis;
   store: RoutineStore;
   conversations: ConversationStore;
-  outbound: Queue;
+  outbound: OutboundQueues;
   cipher: TextCipher;
   model: LanguageModel | undefined;
   tools: ToolRegistry;

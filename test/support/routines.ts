@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Queue, Worker } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { ChannelAdapter, ChannelStatus, OutboundMessage } from '../../src/channels/contract.js';
 import { startOutbox } from '../../src/channels/outbox.js';
 import type { TextCipher } from '../../src/conversations/cipher.js';
@@ -12,7 +12,7 @@ import { openDb, resolveDbTarget, type Db } from '../../src/db/client.js';
 import { startHub, type Hub, type Role } from '../../src/hub.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/metrics.js';
-import { createQueue } from '../../src/queues.js';
+import { ChannelQueues, createQueue } from '../../src/queues.js';
 import { ROUTINES } from '../../src/routines/queue.js';
 import { draftSchema, type Draft } from '../../src/routines/spec.js';
 import { RoutineStore, type RunRecord } from '../../src/routines/store.js';
@@ -28,8 +28,10 @@ export class RecordingChannel implements ChannelAdapter {
 }
 
 /** Delivers the outbound queue to a recording channel, as a gateway would. */
-export function startRecordingOutbox(redisUrl: string, channel: RecordingChannel, cipher: TextCipher): Worker {
-  return startOutbox({ redisTarget: { url: redisUrl }, adapters: new Map([[channel.name, channel]]), cipher, metrics: new Metrics({ defaults: false }), logger: silentLogger() });
+export function startRecordingOutbox(redisUrl: string, channel: RecordingChannel, cipher: TextCipher): { close(): Promise<void> } {
+  const outbound = new ChannelQueues({ url: redisUrl });
+  const workers = startOutbox({ redisTarget: { url: redisUrl }, adapters: new Map([[channel.name, channel]]), outbound, cipher, metrics: new Metrics({ defaults: false }), logger: silentLogger() });
+  return { close: async () => { await Promise.all(workers.map((w) => w.close())); await outbound.close(); } };
 }
 
 export interface RoutineRig {
