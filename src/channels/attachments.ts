@@ -90,9 +90,22 @@ export async function readAttachment(home: string, channel: string, id: string, 
  * another conversation does not open) and checked against the reference the reply carries.
  */
 export async function openAgentFile(home: string, cipher: Pick<TextCipher, 'open'>, conversationId: string, ref: FileRef): Promise<Buffer> {
-  const f = await readAttachment(home, AGENT_FILES_DIR, ref.id, (context, sealed) => cipher.open(conversationId, context, sealed));
-  if (f.mime !== ref.mime || f.bytes.length !== ref.bytes) throw new Error(`stored file ${ref.id} does not match its reference`);
+  let f: { mime: string; bytes: Buffer };
+  try {
+    f = await readAttachment(home, AGENT_FILES_DIR, ref.id, (context, sealed) => cipher.open(conversationId, context, sealed));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FileGone(`stored file ${ref.id} is gone`);
+    // The vault's DecryptionError: altered, or sealed for another conversation.
+    if ((err as Error).name === 'DecryptionError') throw new FileGone(`stored file ${ref.id} does not open for this conversation`);
+    throw err;
+  }
+  if (f.mime !== ref.mime || f.bytes.length !== ref.bytes) throw new FileGone(`stored file ${ref.id} does not match its reference`);
   return f.bytes;
+}
+
+/** A file of a reply that can never be opened (deleted, altered, misplaced); other errors may pass. */
+export class FileGone extends Error {
+  constructor(detail: string) { super(detail); this.name = 'FileGone'; }
 }
 
 /** The line the agent reads in place of the file. The user's file name is shown, quoted, never used as a path. */

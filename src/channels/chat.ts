@@ -11,7 +11,7 @@ import { AccessControl, type Verdict } from './access.js';
 import { outcomeText, parseApprovalCommand, type ChatApprovals } from './approvals.js';
 import { chunkMessage } from './chunk.js';
 import { ConnectionState, scrub } from './connection.js';
-import { openAgentFile } from './attachments.js';
+import { FileGone, openAgentFile } from './attachments.js';
 import type { Draft } from './drafts.js';
 import { conversationIdFor, inboundMessageSchema, type ChannelAdapter, type FileRef, type OutboundMessage, type OutgoingFile } from './contract.js';
 import { DeliveryLedger, PermanentSendError, RateLimiter, deliverChunks, type DeliveryReport } from './delivery.js';
@@ -332,8 +332,9 @@ export class ChatCore {
     try {
       return await openAgentFile(this.deps.home, this.deps.cipher, conversationId, ref);
     } catch (err) {
-      // Missing, altered or misplaced: no retry can make it open.
-      throw new PermanentSendError(`the file ${JSON.stringify(ref.name)} could not be opened: ${(err as Error).message}`);
+      // Missing, altered or misplaced: no retry can make it open (a database hiccup is retried).
+      if (err instanceof FileGone) throw new PermanentSendError(`the file ${JSON.stringify(ref.name)} could not be opened: ${err.message}`);
+      throw err;
     }
   }
 

@@ -6,6 +6,7 @@ import { LoginThrottle, SESSION_COOKIE, tokensEqual, type Sessions } from '../..
 import type { AuditSink } from '../../audit/log.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../metrics.js';
+import { FileGone } from '../attachments.js';
 import { MAX_REPLY_FILES, type FileRef } from '../contract.js';
 import type { Inbox } from '../inbox.js';
 import type { WebEvent, WebFanout } from './index.js';
@@ -172,7 +173,8 @@ export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): voi
     try {
       bytes = await deps.openFile(id.data, ref);
     } catch (err) {
-      deps.logger.warn({ conversationId: id.data, file: ref.id, err: (err as Error).message }, 'a file the agent sent could not be opened');
+      if (!(err instanceof FileGone)) throw err;
+      deps.logger.warn({ conversationId: id.data, file: ref.id, err: err.message }, 'a file the agent sent could not be opened');
       return reply.code(410).send({ error: 'the file is no longer available' });
     }
     return reply
