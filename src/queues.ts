@@ -90,13 +90,19 @@ export function createQueue(name: string, target: RedisTarget): Queue {
 /** A family of queues with one per channel ("<base>-<channel>"), created when first used. */
 export class ChannelQueues {
   private readonly queues = new Map<string, Queue>();
+  /** One connection for all of them (adding jobs and reading counts never block). */
+  private connection: Redis | undefined;
   constructor(private readonly target: RedisTarget, private readonly base = OUTBOUND) {}
 
   /** The queue of one channel (a name the contract validated: lowercase letters, digits, '-'). */
   for(channel: string): Queue {
     if (!/^[a-z][a-z0-9-]{0,31}$/.test(channel)) throw new Error(`"${channel.slice(0, 40)}" is not a channel name`);
     let q = this.queues.get(channel);
-    if (!q) this.queues.set(channel, (q = createQueue(`${this.base}-${channel}`, this.target)));
+    if (!q) {
+      // Connection errors surface in the calls (add, counts) that meet them; no separate report.
+      this.connection ??= createRedis(this.target).on('error', () => undefined);
+      this.queues.set(channel, (q = new Queue(`${this.base}-${channel}`, { connection: this.connection, prefix: PREFIX })));
+    }
     return q;
   }
 
@@ -111,6 +117,7 @@ export class ChannelQueues {
 
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.close()));
+    await this.connection?.quit().catch(() => undefined);
   }
 }
 
