@@ -1,5 +1,6 @@
 import { Queue, type ConnectionOptions, type JobsOptions, type WorkerOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
+import { CHANNEL_NAME } from './channels/contract.js';
 
 /**
  * The two queues of the design: channels → agent ("inbound"), agent → channels ("outbound"). The
@@ -96,7 +97,7 @@ export class ChannelQueues {
 
   /** The queue of one channel (a name the contract validated: lowercase letters, digits, '-'). */
   for(channel: string): Queue {
-    if (!/^[a-z][a-z0-9-]{0,31}$/.test(channel)) throw new Error(`"${channel.slice(0, 40)}" is not a channel name`);
+    if (!CHANNEL_NAME.test(channel)) throw new Error(`"${channel.slice(0, 40)}" is not a channel name`);
     let q = this.queues.get(channel);
     if (!q) {
       // Connection errors surface in the calls (add, counts) that meet them; no separate report.

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseHttpGrant, SECRET_NAME } from '../sandbox/grant.js';
+import { CHANNEL_NAME } from '../channels/contract.js';
 
 /*
  * A change request: who asked, exactly what would change (a structured diff per kind), why (the
@@ -26,7 +27,7 @@ export const diffSchemas = {
   grant_secret: z.strictObject({ secret: z.string().regex(SECRET_NAME, 'must be a vault secret name such as GITHUB_TOKEN'), host }),
   create_routine: z.strictObject({ name, trigger: z.string().min(1).max(200), instructions: z.string().min(1).max(4000) }),
   install_skill: z.strictObject({ skill: name, manifest: z.string().min(1).max(16_000) }),
-  new_recipient: z.strictObject({ channel: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a channel name such as telegram'), recipient: z.string().min(1).max(200) }),
+  new_recipient: z.strictObject({ channel: z.string().regex(CHANNEL_NAME, 'must be a channel name such as telegram'), recipient: z.string().min(1).max(200) }),
 } as const;
 
 export type ChangeDiff = { [K in ChangeKind]: z.infer<(typeof diffSchemas)[K]> };

@@ -8,9 +8,12 @@ import { z } from 'zod';
 
 const id = z.string().min(1).max(256);
 
+/** What a channel is called (adapter names, queue suffixes): lowercase letters, digits and '-'. */
+export const CHANNEL_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
 export const inboundMessageSchema = z.strictObject({
   /** Adapter name: web, cli, telegram, slack, discord, whatsapp. */
-  channel: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
+  channel: z.string().regex(CHANNEL_NAME),
   /** Which bot/account of that channel received it (one adapter may run several). */
   accountId: id,
   /** The platform's chat (DM, group, thread) — together with channel and account, the conversation. */

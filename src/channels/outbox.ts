@@ -3,7 +3,7 @@ import type { TextCipher } from '../conversations/cipher.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { OUTBOUND, OUTBOUND_JOB_OPTIONS, PREFIX, bullConnection, outboundQueueName, type OutboundQueues, type RedisTarget } from '../queues.js';
-import type { ChannelAdapter, OutboundMessage } from './contract.js';
+import { CHANNEL_NAME, type ChannelAdapter, type OutboundMessage } from './contract.js';
 import { openOutbound } from './queue-payloads.js';
 import type { AuditSink } from '../audit/log.js';
 import { PermanentSendError, RetryAfter } from './delivery.js';
@@ -61,7 +61,7 @@ function channelOutbox(opts: OutboxOptions, channel: string): Worker {
 function legacyDrain(opts: OutboxOptions): Worker {
   const worker = new Worker(OUTBOUND, async (job) => {
     const channel = (job.data as { channel?: unknown } | undefined)?.channel;
-    if (typeof channel !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(channel)) throw new UnrecoverableError('an outbound job without a valid channel');
+    if (typeof channel !== 'string' || !CHANNEL_NAME.test(channel)) throw new UnrecoverableError('an outbound job without a valid channel');
     await opts.outbound.for(channel).add(job.name, job.data, { ...OUTBOUND_JOB_OPTIONS, jobId: job.id! });
   }, { connection: bullConnection(opts.redisTarget), prefix: PREFIX, concurrency: 4 });
   worker.on('error', (err) => opts.logger.error({ err: err.message }, 'outbound drain worker error'));

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { activeHoursSchema, timeZoneSchema } from '../config/schema.js';
 import { cronProblem } from './cron.js';
+import { CHANNEL_NAME } from '../channels/contract.js';
 
 /*
  * The routine: the one contract type of this module. Drafts from the CLI (and, later, approved
@@ -45,7 +46,7 @@ export const HEARTBEAT_NAME = 'heartbeat';
 export function parseTarget(text: string): Target {
   const parts = text.split(':');
   const channel = parts[0] ?? '';
-  if (!/^[a-z][a-z0-9-]{0,31}$/.test(channel) || parts.length < 2 || parts.some((p) => p === '')) {
+  if (!CHANNEL_NAME.test(channel) || parts.length < 2 || parts.some((p) => p === '')) {
     throw new Error(`target "${text}" must be CHANNEL:CHAT (e.g. web:c_AbC123, the web chat's conversation id) or CHANNEL:ACCOUNT:CHAT`);
   }
   if (parts.length === 2) return { channel, accountId: LOCAL_ACCOUNT, chatId: parts[1]! };
@@ -80,7 +81,7 @@ export const triggerSchema = z.discriminatedUnion('type', [
 /** What a person asks for: a routine before it has an id. */
 export const draftSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'name must be 1-64 letters, digits, - or _ (it is how you refer to the routine)'),
-  target: z.strictObject({ channel: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/), accountId: z.string().min(1).max(256), chatId: z.string().min(1).max(256) }),
+  target: z.strictObject({ channel: z.string().regex(CHANNEL_NAME), accountId: z.string().min(1).max(256), chatId: z.string().min(1).max(256) }),
   trigger: triggerSchema,
   timezone: timeZoneSchema.optional(),
   instructions: z.string().trim().min(1, 'instructions are empty: give --prompt TEXT or --file PATH').max(20_000, 'instructions are longer than 20000 characters'),
