@@ -19,6 +19,7 @@ import { ConversationStore } from './conversations/store.js';
 import { compactDb, openConfiguredDb, pingDb } from './db/client.js';
 import { UserError } from './errors.js';
 import { loadApiToken, Sessions } from './gateway/auth.js';
+import type { RouteAccess } from './gateway/access.js';
 import { createServer, type ReadinessCheck } from './gateway/server.js';
 import { setLogScrubber, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -42,6 +43,8 @@ export interface Hub {
   /** One-time login link for the web chat (gateway roles). */
   loginUrl?: string;
   metrics: Metrics;
+  /** Every HTTP route with the access it declared (src/gateway/access.ts). */
+  routes: readonly RouteAccess[];
   close(): Promise<void>;
 }
 
@@ -209,7 +212,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       closers.push(() => fanout.stop());
       sessions = new Sessions(redis);
       web = {
-        inbox: new Inbox(redis, inbound, cipher, control.audit.sink), store, fanout, sessions, apiToken, metrics, logger, secureCookies: false, audit: control.audit.sink,
+        inbox: new Inbox(redis, inbound, cipher, control.audit.sink), store, fanout, sessions, metrics, logger, secureCookies: false, audit: control.audit.sink,
         openFile: (conversationId, ref) => openAgentFile(home, cipher, conversationId, ref),
       };
       for (const a of adapters.values()) {
@@ -274,15 +277,16 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
 
     const server: FastifyInstance = await createServer({
       logger, metrics, checks, bodyLimit: config.server.body_limit, beforeScrape: queueDepth, ...(web ? { web } : {}),
-      metricsToken: isLoopback(config.server.host) ? undefined : apiToken,
+      access: { apiToken, sessions, allowedHosts: config.server.allowed_hosts },
+      metricsNeedToken: !isLoopback(config.server.host) && apiToken !== undefined,
       status: async () => ({
         role, llm: describeModel(config.llm), database: dbTarget.kind, redis: embedded ? 'embedded' : displayRedis(redisTarget),
         queues: { inbound: await inbound.getJobCounts(), outbound: await outbound.counts(ALL_CHANNELS) },
         stored: await store.counts(), uptimeSeconds: Math.round(process.uptime()),
       }),
     });
-    if (web) await routines.registerRoutes(server, { apiToken: apiToken! });
-    if (web) registerApprovalApi(server, { gateway: control.gateway, apiToken: apiToken!, sessions });
+    if (web) await routines.registerRoutes(server);
+    if (web) registerApprovalApi(server, { gateway: control.gateway });
     chatRoutes?.(server);
     // The HTTP server stops first (no new messages), everything else after it.
     const address = await server.listen({ host: config.server.host, port: config.server.port }).catch((err: NodeJS.ErrnoException) => {
@@ -298,7 +302,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
 
     let closed = false;
     return {
-      role, url, metrics, ...(loginUrl ? { loginUrl } : {}),
+      role, url, metrics, routes: server.accessTable, ...(loginUrl ? { loginUrl } : {}),
       close: async () => { if (!closed) { closed = true; await close(); } },
     };
   } catch (err) {

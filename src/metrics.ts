@@ -15,6 +15,8 @@ export class Metrics {
   readonly llmDuration = new Histogram({ name: 'bulwark_llm_request_duration_seconds', help: 'One LLM call (one step of a turn)', labelNames: ['provider', 'outcome'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers: [this.registry] });
   readonly llmTokens = new Counter({ name: 'bulwark_llm_tokens_total', help: 'LLM tokens, by kind (input, output)', labelNames: ['provider', 'kind'], registers: [this.registry] });
   readonly leaks = new Counter({ name: 'bulwark_leaks_total', help: 'Credentials found and removed from outbound text, by place', labelNames: ['place'], registers: [this.registry] });
+  readonly httpConnections = new Gauge({ name: 'bulwark_http_connections', help: 'Open HTTP connections to the hub (read at scrape time)', registers: [this.registry] });
+  readonly eventStreams = new Gauge({ name: 'bulwark_web_event_streams', help: 'Open server-sent event streams of the web chat', registers: [this.registry] });
   readonly queueDepth = new Gauge({ name: 'bulwark_queue_depth', help: 'Jobs per queue and state', labelNames: ['queue', 'state'], registers: [this.registry] });
 
   constructor(opts: { defaults?: boolean } = {}) {

@@ -57,5 +57,10 @@ describe('PostgreSQL (throwaway cluster)', { skip }, () => {
     assert.equal((await t.api.send('p3', { conversationId: a.conversationId, clientMessageId: 'pg-dup' })).duplicate, true);
     const texts = (await t.api.messages(a.conversationId)).map((m) => m.text);
     assert.deepEqual(texts, ['hello postgres', 'echo: hello postgres', 'p1', 'echo: p1', 'p2', 'echo: p2', 'p3', 'echo: p3', 'p3', 'echo: p3']);
+    // PostgreSQL's seq is 32-bit: a larger cursor is the client's error (400), not the database's (500) or a hang.
+    for (const path of [`/api/conversations/${a.conversationId}/messages?after=2147483648`, `/api/conversations/${a.conversationId}/events?after=2147483648`]) {
+      assert.equal((await t.api.request('GET', path, undefined, {}, AbortSignal.timeout(5_000))).status, 400, path);
+    }
+    assert.equal((await t.api.request('GET', `/api/conversations/${a.conversationId}/messages?after=2147483647`)).status, 200);
   });
 });

@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { request as httpRequest, type ClientRequest } from 'node:http';
 import { startLlmStandIn, type StandIn } from './support/llm-standin.js';
 import { startRedis, type Service } from './support/services.js';
 import { startTestHub, standInEnv, type TestHub } from './support/hub.js';
@@ -105,12 +106,75 @@ describe('web API: bad input, authentication and login', () => {
     let last = 0;
     for (let i = 0; i < 12; i++) last = (await fetch(`${t.url}/login?code=guess${i}aaaaaaaaaaaaaaaaaa`, { redirect: 'manual' })).status;
     assert.equal(last, 429);
+    // The owner's real link still works from the same address: a stranger's guesses cannot lock them out.
+    const link = await t.api.request('POST', '/api/login-links', {});
+    assert.equal((await fetch(t.url + link.json.path, { redirect: 'manual' })).status, 303);
   });
 
   it('serves the page with a strict Content-Security-Policy', async () => {
     const r = await fetch(`${t.url}/`);
     assert.match(r.headers.get('content-security-policy')!, /script-src 'self'/);
     assert.match(await r.text(), /one-time login link/);
+  });
+
+  it('bounds every cursor to what the database stores: 400, never a hang or a 500', async () => {
+    const { conversationId } = await t.api.send('a conversation to read');
+    const events = `/api/conversations/${conversationId}/events`;
+    for (const [path, headers] of [
+      [`${events}?after=1e20`, {}], [`${events}?after=2147483648`, {}], [`${events}?after=-1`, {}], [`${events}?after=abc`, {}],
+      [events, { 'last-event-id': '99999999999999999999' }], [events, { 'last-event-id': '1.5' }],
+      [`/api/conversations/${conversationId}/messages?after=2147483648`, {}], [`/api/conversations/${conversationId}/messages?after=1e20`, {}],
+    ] as const) {
+      const r = await t.api.request('GET', path, undefined, { ...headers }, AbortSignal.timeout(5_000));
+      assert.equal(r.status, 400, `${path} ${JSON.stringify(headers)}`);
+      assert.match(r.json.error, /after|Last-Event-ID/);
+    }
+    const ok = await t.api.request('GET', `/api/conversations/${conversationId}/messages?after=2147483647`);
+    assert.deepEqual(ok.json.messages, [], 'the largest seq the database takes is a valid cursor');
+  });
+
+  it('abandoned event streams leave no listener and no socket behind', async () => {
+    const { conversationId } = await t.api.send('a conversation to watch');
+    const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${t.url}/metrics`)).text())?.[1] ?? NaN);
+    const baseline = await gauge('bulwark_http_connections');
+    const u = new URL(t.url);
+    const open = (query: string) => new Promise<{ status: number; req: ClientRequest }>((resolve, reject) => {
+      // No agent: each stream is its own socket, as a browser tab's would be.
+      const req = httpRequest({ host: u.hostname, port: u.port, path: `/api/conversations/${conversationId}/events${query}`, agent: false, headers: { authorization: `Bearer ${t.token}` } }, (res) => resolve({ status: res.statusCode ?? 0, req }));
+      req.on('error', (err) => { if (!req.destroyed) reject(err); });
+      req.setTimeout(5_000, () => reject(new Error(`no answer for ${query}`)));
+      req.end();
+    });
+    const opened = await Promise.all(Array.from({ length: 60 }, (_, i) => open(i % 3 === 0 ? '' : `?after=${i % 2 === 0 ? 0 : '1e20'}`)));
+    assert.equal(opened.filter((o) => o.status === 200).length, 40, 'the valid streams opened');
+    assert.equal(opened.filter((o) => o.status === 400).length, 20, 'the bad cursors were answered at once');
+    assert.equal(await gauge('bulwark_web_event_streams'), 40);
+    for (const o of opened) o.req.destroy();
+    await waitFor(async () => (await gauge('bulwark_web_event_streams')) === 0 || undefined, 'every stream to be closed');
+    await waitFor(async () => (await gauge('bulwark_http_connections')) <= baseline || undefined, 'the sockets to be released');
+  });
+
+  it('a retried first message returns its original conversation; the same id elsewhere is a new message', async () => {
+    const before = llm.requests.length;
+    const first = await t.api.send('the first words', { clientMessageId: 'first-try-1' });
+    const retry = await t.api.send('the first words', { clientMessageId: 'first-try-1' });
+    assert.equal(first.duplicate, false);
+    assert.equal(retry.duplicate, true);
+    assert.equal(retry.conversationId, first.conversationId, 'the client learns where the reply is');
+    assert.equal(retry.messageId, first.messageId);
+    assert.equal((await t.api.waitReply(retry.conversationId, retry.messageId)).text, 'echo: the first words');
+    const again = await t.api.send('the first words', { clientMessageId: 'first-try-1' });
+    assert.deepEqual([again.conversationId, again.duplicate], [first.conversationId, true], 'still the same after the turn');
+    // The same client id in another conversation is that conversation's own message.
+    const other = await t.api.send('elsewhere');
+    const reused = await t.api.send('same id, other place', { clientMessageId: 'first-try-1', conversationId: other.conversationId });
+    assert.equal(reused.duplicate, false);
+    assert.equal((await t.api.waitReply(other.conversationId, reused.messageId)).text, 'echo: same id, other place');
+    assert.equal(llm.requests.length - before, 3, 'one model call per distinct message');
+    const status = await t.api.request('GET', '/api/status');
+    const conversations = status.json.stored.conversations;
+    await t.api.send('the first words', { clientMessageId: 'first-try-1' });
+    assert.equal((await t.api.request('GET', '/api/status')).json.stored.conversations, conversations, 'a retry creates no conversation');
   });
 
   it('is still up and answering after all of that', stillUp);

@@ -1,20 +1,17 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { SESSION_COOKIE, tokensEqual } from '../gateway/auth.js';
 import type { ApprovalGateway } from './gateway.js';
 import { REQUEST_ID } from './store.js';
 import { describeChange, STATES, type ApprovalRequest } from './types.js';
 
 /*
- * /api/approvals: list, show, approve, deny. The caller is the owner when they hold the API token
- * (the CLI) or a web session (made from the owner's login link). Checked here as well as by the
- * /api hook, because these routes grant powers.
+ * /api/approvals: list, show, approve, deny. Owner routes (src/gateway/access.ts): the caller holds
+ * the API token (the CLI) or a web session made from the owner's login link, and a decision made with
+ * the session cookie came from our own page.
  */
 
 export interface ApprovalApiDeps {
   gateway: ApprovalGateway;
-  apiToken: string;
-  sessions?: { valid(sid: string | undefined): Promise<boolean> } | undefined;
 }
 
 const idParam = z.strictObject({ id: z.string().regex(REQUEST_ID, 'not an approval request id (apr_ and 8 letters/digits)') });
@@ -30,22 +27,13 @@ export function approvalView(r: ApprovalRequest) {
 }
 
 export function registerApprovalApi(app: FastifyInstance, deps: ApprovalApiDeps): void {
-  async function caller(req: FastifyRequest): Promise<'api' | 'web' | undefined> {
-    const h = req.headers.authorization;
-    if (h?.startsWith('Bearer ')) return tokensEqual(h.slice(7).trim(), deps.apiToken) ? 'api' : undefined;
-    return (await deps.sessions?.valid(req.cookies?.[SESSION_COOKIE])) ? 'web' : undefined;
-  }
-  const refuse = { error: 'approvals need Authorization: Bearer <token from BULWARK_HOME/api-token> (the bulwark CLI sends it) or a web chat session' };
-
   app.get('/api/approvals', async (req, reply) => {
-    if (!(await caller(req))) return reply.code(401).send(refuse);
     const q = listQuery.safeParse(req.query);
     if (!q.success) return reply.code(400).send({ error: `state: ${q.error.issues[0]?.message}` });
     return { requests: (await deps.gateway.list(q.data.state)).map(approvalView) };
   });
 
   app.get('/api/approvals/:id', async (req, reply) => {
-    if (!(await caller(req))) return reply.code(401).send(refuse);
     const p = idParam.safeParse(req.params);
     if (!p.success) return reply.code(400).send({ error: `id: ${p.error.issues[0]?.message}` });
     const r = await deps.gateway.get(p.data.id);
@@ -55,11 +43,8 @@ export function registerApprovalApi(app: FastifyInstance, deps: ApprovalApiDeps)
 
   for (const decision of ['approve', 'deny'] as const) {
     app.post(`/api/approvals/:id/${decision}`, async (req, reply) => {
-      const channel = await caller(req);
-      if (!channel) return reply.code(401).send(refuse);
-      // A session cookie rides along on cross-site requests: a decision by cookie must come from our own page.
-      const origin = req.headers.origin;
-      if (channel === 'web' && (!origin || origin !== `${req.protocol}://${req.headers.host}`)) return reply.code(403).send({ error: 'a decision with a session cookie must come from the Bulwark web page itself' });
+      // The access check ran before this: the caller is the owner, by token (CLI) or session (web page).
+      const channel = req.caller === 'token' ? 'api' : 'web';
       const p = idParam.safeParse(req.params);
       if (!p.success) return reply.code(400).send({ error: `id: ${p.error.issues[0]?.message}` });
       const out = await deps.gateway.decide(p.data.id, decision, { channel, senderId: 'owner', isOwner: true });

@@ -18,6 +18,14 @@ if not redis.call('set', KEYS[1], 'pending', 'EX', ARGV[3], 'NX') then return 0 
 redis.call('zadd', KEYS[2], 'NX', ARGV[1], ARGV[2])
 return 1`;
 
+/** A web or CLI client's first message (its clientMessageId) → the conversation it started. */
+const firstKey = (channel: string, clientId: string) => `bulwark:first:${channel}:${clientId}`;
+const FIRST = `
+local v = redis.call('get', KEYS[1])
+if v then return v end
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return ARGV[1]`;
+
 export interface Accepted { jobId: string; duplicate: boolean }
 
 /**
@@ -33,6 +41,14 @@ export interface Accepted { jobId: string; duplicate: boolean }
  */
 export class Inbox {
   constructor(private readonly redis: Redis, private readonly queue: Queue, private readonly cipher: TextCipher, private readonly audit: AuditSink = NO_AUDIT) {}
+
+  /**
+   * The conversation a client's first message (no conversationId yet) belongs to: the one its first
+   * try started, or `fresh` for a message never seen. Remembered as long as the dedupe marker.
+   */
+  async firstConversation(channel: string, clientId: string, fresh: string): Promise<string> {
+    return (await this.redis.eval(FIRST, 1, firstKey(channel, clientId), fresh, DEDUPE_TTL_S)) as string;
+  }
 
   async accept(msg: InboundMessage & { conversationId: string }): Promise<Accepted> {
     const jobId = inboundJobId(msg);

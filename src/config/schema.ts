@@ -6,6 +6,7 @@ export const ENV_KEYS = {
   BULWARK_HOST: 'server.host',
   BULWARK_PORT: 'server.port',
   BULWARK_BODY_LIMIT: 'server.body_limit',
+  BULWARK_ALLOWED_HOSTS: 'server.allowed_hosts',
   REDIS_URL: 'redis.url',
   DATABASE_URL: 'database.url',
   BULWARK_LLM_PROVIDER: 'llm.provider',
@@ -53,6 +54,15 @@ export const serverSchema = z.strictObject({
   port: port.default(8787),
   /** Largest accepted HTTP request body, bytes. */
   body_limit: positiveInt(10 * 1024 * 1024).default(64 * 1024),
+  /**
+   * Host names the hub answers to besides loopback names and IP addresses (a reverse proxy's public
+   * name; '.example.com' allows its subdomains). Other Host headers get 421: a DNS-rebinding page
+   * sends its own name. From the environment: a comma-separated list.
+   */
+  allowed_hosts: z.preprocess(
+    (v) => (typeof v === 'string' ? v.split(',').map((h) => h.trim()).filter(Boolean) : v),
+    z.array(z.string().max(253).regex(/^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'must be a host name such as bulwark.example.com or .example.com (no scheme, no port)')).max(100),
+  ).default([]),
 });
 
 export const llmSchema = z.strictObject({

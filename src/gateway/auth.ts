@@ -70,8 +70,10 @@ export class Sessions {
 }
 
 /**
- * Failed-login throttle per client address: a handful of tries a minute. Login codes are 192-bit,
- * so this is about noise and log spam more than guessing; it still bounds the work a stranger causes.
+ * Failure throttle per client address: a handful of failures a minute. Callers check the credential
+ * first and consult this only for a failure, so a valid login code or signature always goes through
+ * and only the failing source is answered 429. Login codes are 192-bit, so this is about noise and
+ * log spam more than guessing.
  */
 export class LoginThrottle {
   private readonly fails = new Map<string, { n: number; until: number }>();

@@ -3,7 +3,7 @@ import cookie from '@fastify/cookie';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { registerWebRoutes, type WebRouteDeps } from '../channels/web/routes.js';
-import { tokensEqual } from './auth.js';
+import { installAccessControl, route, type AccessOptions } from './access.js';
 
 /** One dependency /readyz checks: Redis, the database, each enabled channel. */
 export interface ReadinessCheck {
@@ -22,8 +22,10 @@ export interface ServerOptions {
   web?: WebRouteDeps;
   /** Extra facts for `bulwark status` (queue counts, model, role). */
   status?: () => Promise<Record<string, unknown>>;
-  /** When set, /metrics requires this bearer token (the hub listens beyond loopback). */
-  metricsToken?: string | undefined;
+  /** Who may call what (src/gateway/access.ts): the API token, web sessions, allowed Host names. */
+  access: AccessOptions;
+  /** /metrics requires the API token (the hub listens beyond loopback). */
+  metricsNeedToken?: boolean;
 }
 
 async function runChecks(checks: ReadinessCheck[]) {
@@ -42,6 +44,11 @@ export async function createServer(opts: ServerOptions): Promise<FastifyInstance
   // forceCloseConnections: SSE streams are long-lived and would otherwise hold shutdown open.
   const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit, trustProxy: false, return503OnClosing: true, forceCloseConnections: true });
   await app.register(cookie);
+  // Before any route: every route is owner-only unless it declares otherwise.
+  installAccessControl(app, opts.access);
+  // The API takes JSON only; Fastify's default text/plain parser would turn a plain-text body into a
+  // confusing 400 from validation instead of the 415 the README promises.
+  app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((err: { statusCode?: number; message: string; code?: string }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
@@ -59,18 +66,15 @@ export async function createServer(opts: ServerOptions): Promise<FastifyInstance
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
-  app.get('/healthz', async () => ({ ok: true }));
-  app.get('/readyz', async (_req, reply) => {
+  app.get('/healthz', route('public'), async () => ({ ok: true }));
+  app.get('/readyz', route('public'), async (_req, reply) => {
     const checks = await runChecks(opts.checks);
     const ready = checks.every((c) => c.ok);
     return reply.code(ready ? 200 : 503).send({ ready, checks });
   });
-  app.get('/metrics', async (req, reply) => {
-    if (opts.metricsToken) {
-      const h = req.headers.authorization ?? '';
-      if (!h.startsWith('Bearer ') || !tokensEqual(h.slice(7).trim(), opts.metricsToken)) return reply.code(401).send({ error: 'metrics need Authorization: Bearer <api token> when the hub listens beyond loopback' });
-    }
+  app.get('/metrics', route(opts.metricsNeedToken ? 'token' : 'public'), async (_req, reply) => {
     await opts.beforeScrape?.().catch(() => undefined);
+    opts.metrics.httpConnections.set(await new Promise<number>((r) => app.server.getConnections((err, n) => r(err ? 0 : n))));
     return reply.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics());
   });
 

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { tokensEqual } from '../gateway/auth.js';
+import { route } from '../gateway/access.js';
 import type { Logger } from '../logger.js';
 import { enqueueRun, runIdOf } from './queue.js';
 import type { RoutineStore } from './store.js';
@@ -10,14 +10,12 @@ import { syncSchedules } from './sync.js';
 /*
  * The two things the CLI asks of a running hub: "run this routine now" and "I changed the routines
  * table, apply it now". Everything else the CLI does straight on the database. Both need the API
- * token itself (checked here, not only by the web routes' hook): they are owner controls, not
- * something a browser session should reach.
+ * token itself (access 'token'): they are owner controls, not something a browser session should reach.
  */
 
 export interface RoutineApiDeps {
   store: RoutineStore;
   queue: Queue;
-  apiToken: string;
   owner: string;
   logger: Logger;
 }
@@ -25,19 +23,11 @@ export interface RoutineApiDeps {
 const nameParam = z.strictObject({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'not a routine name') });
 
 export function registerRoutineApi(app: FastifyInstance, deps: RoutineApiDeps): void {
-  const ownerOnly = (req: FastifyRequest) => {
-    const h = req.headers.authorization;
-    return h?.startsWith('Bearer ') === true && tokensEqual(h.slice(7).trim(), deps.apiToken);
-  };
-  const refuse = { error: 'routine controls need Authorization: Bearer <token from BULWARK_HOME/api-token> (the bulwark CLI sends it)' };
-
-  app.post('/api/routines/sync', async (req, reply) => {
-    if (!ownerOnly(req)) return reply.code(401).send(refuse);
+  app.post('/api/routines/sync', route('token'), async () => {
     return syncSchedules(deps.store, deps.queue, deps.logger);
   });
 
-  app.post('/api/routines/:name/run', async (req, reply) => {
-    if (!ownerOnly(req)) return reply.code(401).send(refuse);
+  app.post('/api/routines/:name/run', route('token'), async (req, reply) => {
     const p = nameParam.safeParse(req.params);
     if (!p.success) return reply.code(400).send({ error: `name: ${p.error.issues[0]?.message}` });
     const routine = await deps.store.getByName(deps.owner, p.data.name);

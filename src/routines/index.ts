@@ -60,7 +60,7 @@ export interface Routines {
   /** Creates a routine the owner approved (an approval gateway applier for create_routine). */
   applyApproved: ReturnType<typeof routineApplier>;
   /** The webhook route and the CLI's API (gateway roles only). */
-  registerRoutes(app: FastifyInstance, opts: { apiToken: string }): Promise<void>;
+  registerRoutes(app: FastifyInstance): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -106,8 +106,8 @@ export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
     queue,
     chatCommand: routineCommands({ store, queue, owner }),
     applyApproved: routineApplier({ db: deps.db, store, queue, logger, defaults: { timezone: config.routines.timezone, maxTokensPerRun: config.routines.max_tokens_per_run, maxTokensPerDay: config.routines.max_tokens_per_day } }),
-    registerRoutes: async (app, opts) => {
-      registerRoutineApi(app, { store, queue, apiToken: opts.apiToken, owner, logger });
+    registerRoutes: async (app) => {
+      registerRoutineApi(app, { store, queue, owner, logger });
       await registerWebhookRoute(app, { store, queue, redis: deps.redis, maxBytes: config.routines.webhook_max_bytes, logger });
     },
     close: async () => {

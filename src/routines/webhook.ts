@@ -3,6 +3,7 @@ import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { route } from '../gateway/access.js';
 import { LoginThrottle } from '../gateway/auth.js';
 import type { Logger } from '../logger.js';
 import { pushEvent } from './heartbeat.js';
@@ -14,8 +15,9 @@ import type { RoutineStore } from './store.js';
  * POST /hooks/routines/:id — the webhook trigger. It is outside /api/ on purpose: the caller is
  * another system holding the routine's secret, not the owner's session or API token. What it
  * checks, in order: body size (413, before anything is read into memory past the cap), signature
- * and timestamp (401, the same answer for an unknown routine), replay (409), then it queues a run
- * (202). The body reaches the model only as untrusted data (prompt.ts).
+ * and timestamp (401, the same answer for an unknown routine; 429 instead once one address has failed
+ * too often), replay (409), then it queues a run (202). Access 'signed': no owner credentials, no
+ * Host check (src/gateway/access.ts). The body reaches the model only as untrusted data (prompt.ts).
  */
 
 export interface WebhookDeps {
@@ -46,13 +48,15 @@ export async function registerWebhookRoute(app: FastifyInstance, deps: WebhookDe
       return reply.code(status).send({ error: status === 500 ? 'internal error; the hub logged the details' : err.message });
     });
 
-    scope.post('/hooks/routines/:id', { bodyLimit: deps.maxBytes }, async (req, reply) => {
-      if (throttle.blocked(req.ip)) return reply.code(429).send({ error: 'too many rejected webhook calls from this address; wait a minute' });
+    scope.post('/hooks/routines/:id', { bodyLimit: deps.maxBytes, ...route('signed') }, async (req, reply) => {
+      // The signature is checked before the throttle: a validly signed call always goes through, so
+      // bad signatures from anyone cannot lock the real sender out; only the failing source gets 429.
       const p = params.safeParse(req.params);
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const secret = p.success ? await deps.store.webhookSecret(p.data.id) : undefined;
       const problem = signatureProblem(secret ?? decoy, header(req.headers[TIMESTAMP_HEADER]), header(req.headers[SIGNATURE_HEADER]), body);
       if (problem || !secret || !p.success) {
+        if (throttle.blocked(req.ip)) return reply.code(429).send({ error: 'too many rejected webhook calls from this address; wait a minute' });
         throttle.fail(req.ip);
         deps.logger.warn({ ip: req.ip, routineId: p.success ? p.data.id : undefined }, 'webhook refused: bad signature');
         return reply.code(401).send({ error: `invalid webhook signature: ${problem ?? 'the signature does not match'}` });

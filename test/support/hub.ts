@@ -10,8 +10,9 @@ import { createLogger, silentLogger } from '../../src/logger.js';
 export class ApiClient {
   constructor(readonly base: string, private readonly token: string) {}
 
-  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<{ status: number; json: any; headers: Headers }> {
     const r = await fetch(this.base + path, {
+      ...(signal ? { signal } : {}),
       method,
       headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
       ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),

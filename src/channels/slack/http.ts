@@ -2,6 +2,7 @@ import { parse as parseQuery } from 'node:querystring';
 import { verifySlackRequest, type App, type Receiver } from '@slack/bolt';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { route } from '../../gateway/access.js';
 import type { Logger } from '../../logger.js';
 
 /*
@@ -59,7 +60,7 @@ export function registerSlackRoute(server: FastifyInstance, o: HttpRouteOptions)
   void server.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
-    scope.post(o.path, async (req: FastifyRequest, reply: FastifyReply) => {
+    scope.post(o.path, route('signed'), async (req: FastifyRequest, reply: FastifyReply) => {
       const raw = typeof req.body === 'string' ? req.body : '';
       const h = headersSchema.safeParse(req.headers);
       const now = Math.floor(Date.now() / 1000);

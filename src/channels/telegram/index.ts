@@ -1,5 +1,6 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { route } from '../../gateway/access.js';
 import { Api, GrammyError, InputFile } from 'grammy';
 import type { ApprovalRequest } from '../../approvals/types.js';
 import { callbackData, outcomeText, ownerPromptText, parseCallbackData } from '../approvals.js';
@@ -264,7 +265,7 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
     registerRoutes(app: FastifyInstance) {
       if (cfg.mode !== 'webhook') return;
       const expected = webhookSecret ? createHash('sha256').update(webhookSecret).digest() : undefined;
-      app.post(cfg.webhook_path, async (req, reply) => {
+      app.post(cfg.webhook_path, route('signed'), async (req, reply) => {
         const got = req.headers['x-telegram-bot-api-secret-token'];
         const ok = expected && typeof got === 'string' && timingSafeEqual(createHash('sha256').update(got).digest(), expected);
         if (!ok) return reply.code(401).send({ error: 'missing or wrong X-Telegram-Bot-Api-Secret-Token' });

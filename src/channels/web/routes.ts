@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { ConversationStore, StoredMessage } from '../../conversations/store.js';
-import { LoginThrottle, SESSION_COOKIE, tokensEqual, type Sessions } from '../../gateway/auth.js';
+import { route } from '../../gateway/access.js';
+import { LoginThrottle, SESSION_COOKIE, type Sessions } from '../../gateway/auth.js';
 import type { AuditSink } from '../../audit/log.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../metrics.js';
@@ -17,7 +18,6 @@ export interface WebRouteDeps {
   store: ConversationStore;
   fanout: WebFanout;
   sessions: Sessions;
-  apiToken: string;
   metrics: Metrics;
   logger: Logger;
   /** Secure cookies when the hub is served over https (behind a TLS proxy). */
@@ -39,10 +39,16 @@ export const postMessageSchema = z.strictObject({
   channel: z.enum(['web', 'cli']).default('web'),
 });
 
+/** Message seqs are 32-bit in PostgreSQL: a larger cursor is a client error, not a query to send. */
+export const MAX_SEQ = 2_147_483_647;
+const cursor = z.coerce.number({ error: `must be a whole number from 0 to ${MAX_SEQ}` }).int(`must be a whole number from 0 to ${MAX_SEQ}`).min(0, 'must not be negative').max(MAX_SEQ, `must be at most ${MAX_SEQ}`);
 const listQuery = z.strictObject({
-  after: z.coerce.number().int().min(0).default(0),
+  after: cursor.default(0),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
+/** Where an event stream resumes: Last-Event-ID (a reconnecting EventSource) wins over ?after=. */
+const eventsQuery = z.strictObject({ after: cursor.optional() });
+const lastEventId = cursor.optional();
 
 /** Where the web chat and `bulwark chat` download a file the agent sent. */
 export function fileUrl(conversationId: string, messageId: string, index: number): string {
@@ -72,36 +78,22 @@ export function badRequest(reply: FastifyReply, issues: z.core.$ZodIssue[]) {
 export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): void {
   const throttle = new LoginThrottle();
 
-  async function authed(req: FastifyRequest): Promise<boolean> {
-    const h = req.headers.authorization;
-    if (h?.startsWith('Bearer ')) return tokensEqual(h.slice(7).trim(), deps.apiToken);
-    return deps.sessions.valid(req.cookies[SESSION_COOKIE]);
-  }
-
-  // Every /api route needs the token or a session; a cookie-authenticated write must come from our
-  // own page (browsers send Origin on POST), which stops cross-site request forgery.
-  app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/api/')) return;
-    if (!(await authed(req))) return reply.code(401).send({ error: 'missing or invalid credentials: open the login link printed by `bulwark start` (or run `bulwark login`), or send Authorization: Bearer <token from BULWARK_HOME/api-token>' });
-    const origin = req.headers.origin;
-    if (req.method !== 'GET' && origin && !req.headers.authorization && origin !== `${req.protocol}://${req.headers.host}`) {
-      return reply.code(403).send({ error: `cross-origin request from ${origin} refused` });
-    }
-  });
-
-  app.get('/', async (req, reply) => {
+  // Routes without a `route(...)` option are owner-only: src/gateway/access.ts checks them.
+  app.get('/', route('public'), async (req, reply) => {
     reply.header('content-security-policy', "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
     reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer').type('text/html; charset=utf-8');
     return PAGE_HTML((await deps.sessions.valid(req.cookies[SESSION_COOKIE])));
   });
-  app.get('/app.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('x-content-type-options', 'nosniff').send(APP_JS));
+  app.get('/app.js', route('public'), async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('x-content-type-options', 'nosniff').send(APP_JS));
 
-  app.get('/login', async (req, reply) => {
+  app.get('/login', route('public'), async (req, reply) => {
     const ip = req.ip;
-    if (throttle.blocked(ip)) return reply.code(429).send({ error: 'too many failed logins; wait a minute' });
     const code = (req.query as Record<string, unknown>).code;
+    // The code is checked before the throttle: a valid one always works, so a stranger's bad codes
+    // (from this address or any other) cannot lock the owner out; only the failing source is slowed.
     const sid = typeof code === 'string' ? await deps.sessions.redeem(code) : undefined;
     if (!sid) {
+      if (throttle.blocked(ip)) return reply.code(429).send({ error: 'too many failed logins from this address; wait a minute' });
       throttle.fail(ip);
       deps.logger.warn({ ip }, 'web login refused');
       deps.audit?.({ kind: 'web.login_refused', actor: `ip:${ip}`, data: { ip } });
@@ -120,8 +112,8 @@ export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): voi
     return reply.clearCookie(SESSION_COOKIE, { path: '/' }).send({ ok: true });
   });
 
-  app.post('/api/login-links', async (req, reply) => {
-    if (!req.headers.authorization) return reply.code(403).send({ error: 'login links can only be made with the API token (`bulwark login`)' });
+  // Only the API token makes login links (`bulwark login`): a session cannot mint more sessions.
+  app.post('/api/login-links', route('token'), async () => {
     const code = await deps.sessions.createLoginCode();
     deps.audit?.({ kind: 'web.login_link', actor: 'owner', data: { via: 'api token', expiresInSeconds: 600 } });
     return { path: `/login?code=${code}`, expiresInSeconds: 600 };
@@ -137,10 +129,15 @@ export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): voi
         return reply.code(404).send({ error: `unknown conversation ${conversationId}: omit conversationId to start a new one` });
       }
     } else {
-      conversationId = `c_${randomBytes(12).toString('base64url')}`;
-      await deps.store.ensureConversation({ id: conversationId, channel: body.channel, accountId: ACCOUNT, chatId: conversationId });
+      // A retried first message (same clientMessageId, still no conversation) lands in the
+      // conversation its first try started, so the client learns where the reply is. This claim is
+      // also the first write: with Redis down it fails before any conversation row exists.
+      const fresh = `c_${randomBytes(12).toString('base64url')}`;
+      conversationId = await deps.inbox.firstConversation(body.channel, body.clientMessageId ?? fresh, fresh);
     }
-    const messageId = body.clientMessageId ?? `m_${randomBytes(12).toString('base64url')}`;
+    // A client's id is unique within its conversation (like a platform's message id within its chat),
+    // so the same id in another conversation is another message, not a duplicate.
+    const messageId = body.clientMessageId ? `${conversationId}/${body.clientMessageId}` : `m_${randomBytes(12).toString('base64url')}`;
     const accepted = await deps.inbox.accept({
       channel: body.channel, accountId: ACCOUNT, chatId: conversationId, conversationId, messageId,
       chatType: 'dm', sender: { id: 'owner', name: 'owner', isBot: false }, text: body.text, receivedAt: Date.now(),
@@ -188,32 +185,58 @@ export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): voi
 
   // Server-sent events: one `message` event per reply, `id:` = seq so EventSource resumes with
   // Last-Event-ID after a reconnect (missed replies are read back from the database first).
+  // Every input is checked before the response is taken over; once it is, the cleanup is in place
+  // before the first await, and a failure ends the stream instead of leaving it open for ever.
   app.get('/api/conversations/:id/events', async (req, reply) => {
     const id = convId.safeParse((req.params as { id: string }).id);
     if (!id.success) return badRequest(reply, id.error.issues);
+    const q = eventsQuery.safeParse(req.query);
+    if (!q.success) return badRequest(reply, q.error.issues);
+    const resume = lastEventId.safeParse(req.headers['last-event-id'] === '' ? undefined : req.headers['last-event-id']);
+    if (!resume.success) return badRequest(reply, resume.error.issues.map((i) => ({ ...i, path: ['Last-Event-ID'] })));
     if (!(await deps.store.conversationExists(id.data))) return reply.code(404).send({ error: `unknown conversation ${id.data}` });
-    const after = Number(req.headers['last-event-id'] ?? (req.query as Record<string, string>).after ?? NaN);
+    const after = resume.data ?? q.data.after;
+
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    // Listen first and hold live events while the backlog is replayed, so none fall in between.
-    let last = Number.isFinite(after) ? after : -1;
+    let last = after ?? -1;
+    let held: WebEvent[] | undefined = [];
+    let ping: NodeJS.Timeout | undefined;
+    let closed = false;
     const write = (e: WebEvent) => {
-      if (e.seq <= last) return;
+      if (closed || e.seq <= last) return;
       last = e.seq;
       res.write(`id: ${e.seq}\nevent: message\ndata: ${JSON.stringify(e)}\n\n`);
     };
-    let held: WebEvent[] | undefined = [];
+    // Listen first and hold live events while the backlog is replayed, so none fall in between.
     const stop = deps.fanout.listen(id.data, (e) => (held ? held.push(e) : write(e)));
-    if (Number.isFinite(after)) {
-      for (const m of await deps.store.listAfter(id.data, after, 500)) {
-        if (m.role === 'assistant') write({ id: m.id, seq: m.seq, conversationId: m.conversationId, role: 'assistant', text: m.text, replyTo: m.replyTo ?? undefined, files: fileViews(m.conversationId, m.id, m.files) });
+    deps.metrics.eventStreams.inc();
+    const cleanup = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(ping);
+      stop();
+      deps.metrics.eventStreams.dec();
+    };
+    req.raw.once('close', cleanup);
+    res.once('close', cleanup);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    try {
+      if (after !== undefined) {
+        for (const m of await deps.store.listAfter(id.data, after, 500)) {
+          if (m.role === 'assistant') write({ id: m.id, seq: m.seq, conversationId: m.conversationId, role: 'assistant', text: m.text, replyTo: m.replyTo ?? undefined, files: fileViews(m.conversationId, m.id, m.files) });
+        }
       }
+      for (const e of held.sort((a, b) => a.seq - b.seq)) write(e);
+      held = undefined;
+      if (closed) return;
+      res.write(': connected\n\n');
+      ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    } catch (err) {
+      deps.metrics.errors.inc({ where: 'http' });
+      deps.logger.error({ conversationId: id.data, err: (err as Error).message }, 'event stream failed while replaying missed replies');
+      cleanup();
+      res.end();
     }
-    for (const e of held.sort((a, b) => a.seq - b.seq)) write(e);
-    held = undefined;
-    res.write(': connected\n\n');
-    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
-    req.raw.on('close', () => { clearInterval(ping); stop(); });
   });
 }
