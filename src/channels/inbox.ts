@@ -11,11 +11,37 @@ const DEDUPE_TTL_S = 7 * 24 * 3600;
 
 export const dedupeKey = (jobId: string) => `bulwark:dedupe:${jobId}`;
 export const pendingKey = (conversationId: string) => `bulwark:pending:${conversationId}`;
+/** The conversation's arrival counter: the pending set's scores. */
+const arrivalKey = (conversationId: string) => `bulwark:arrival:${conversationId}`;
+const ARRIVAL_TTL_S = 30 * 24 * 3600;
+
+/*
+ * Joins the conversation's pending set at the next arrival number (never below its last member's
+ * score, so a counter that expired, or sets scored by accept time in earlier versions, go on in
+ * order). Arrival numbers, not clocks: two messages in one millisecond, or accepted by gateways
+ * whose clocks differ, keep the order in which they were taken.
+ */
+const JOIN = `
+local function join(pending, counter, id, ttl)
+  if redis.call('zscore', pending, id) then return end
+  local n = redis.call('incr', counter)
+  local top = redis.call('zrange', pending, -1, -1, 'WITHSCORES')[2]
+  if top and tonumber(top) >= n then
+    n = tonumber(top) + 1
+    redis.call('set', counter, string.format('%d', n))
+  end
+  redis.call('expire', counter, ttl)
+  redis.call('zadd', pending, n, id)
+end`;
 
 /** Marks the id as seen and joins the conversation's pending set, atomically; 0 if already seen. */
-const MARK = `
-if not redis.call('set', KEYS[1], 'pending', 'EX', ARGV[3], 'NX') then return 0 end
-redis.call('zadd', KEYS[2], 'NX', ARGV[1], ARGV[2])
+const MARK = `${JOIN}
+if not redis.call('set', KEYS[1], 'pending', 'EX', ARGV[2], 'NX') then return 0 end
+join(KEYS[2], KEYS[3], ARGV[1], ARGV[3])
+return 1`;
+/** A redelivery of a message whose first accept died half-way: join again if it is not in the set. */
+const REJOIN = `${JOIN}
+join(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 return 1`;
 
 /** A web or CLI client's first message (its clientMessageId) → the conversation it started. */
@@ -36,7 +62,7 @@ export interface Accepted { jobId: string; duplicate: boolean }
  * redelivery that finds "pending" but no job (the accepting process died between the two writes)
  * is accepted again, so a message is never lost to its own dedupe marker.
  *
- * Order: the message joins its conversation's pending set (scored by accept time); the worker only
+ * Order: the message joins its conversation's pending set (scored by arrival number); the worker only
  * takes the oldest pending message of a conversation, so one conversation's turns run in order.
  */
 export class Inbox {
@@ -54,11 +80,12 @@ export class Inbox {
     const jobId = inboundJobId(msg);
     // Sealed before anything is written: a failure here leaves no dedupe marker behind.
     const payload = await sealInbound(this.cipher, msg, jobId);
-    const fresh = await this.redis.eval(MARK, 2, dedupeKey(jobId), pendingKey(msg.conversationId), msg.receivedAt, jobId, DEDUPE_TTL_S);
+    const conv = msg.conversationId;
+    const fresh = await this.redis.eval(MARK, 3, dedupeKey(jobId), pendingKey(conv), arrivalKey(conv), jobId, DEDUPE_TTL_S, ARRIVAL_TTL_S);
     if (fresh === 0) {
       const state = await this.redis.get(dedupeKey(jobId));
       if (state !== 'pending' || (await this.queue.getJob(jobId))) return { jobId, duplicate: true };
-      await this.redis.zadd(pendingKey(msg.conversationId), 'NX', msg.receivedAt, jobId);
+      await this.redis.eval(REJOIN, 2, pendingKey(conv), arrivalKey(conv), jobId, ARRIVAL_TTL_S);
     }
     try {
       await this.queue.add('turn', payload, { ...INBOUND_JOB_OPTIONS, jobId });

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { startRedis, type Service } from '../../test/support/services.js';
+import { openDb, resolveDbTarget, type Db } from '../db/client.js';
+import { createQueue, INBOUND } from '../queues.js';
+import { openVaultOn } from '../vault/index.js';
+import { inboundJobId, type InboundMessage } from './contract.js';
+import { Inbox, pendingKey } from './inbox.js';
+
+describe('inbox: dedupe and per-conversation order (real Redis, real cipher)', () => {
+  let svc: Service;
+  let redis: Redis;
+  let queue: Queue;
+  let db: Db;
+  let home: string;
+  let inbox: Inbox;
+
+  before(async () => {
+    svc = await startRedis();
+    redis = new Redis(svc.url);
+    queue = createQueue(INBOUND, { url: svc.url });
+    home = mkdtempSync(join(tmpdir(), 'bulwark-inbox-'));
+    db = await openDb(resolveDbTarget(undefined, home));
+    const { cipher } = await openVaultOn(db, home, { create: true, env: {} });
+    inbox = new Inbox(redis, queue, cipher);
+  });
+  after(async () => {
+    await queue.close();
+    redis.disconnect();
+    await db.$disconnect();
+    rmSync(home, { recursive: true, force: true });
+    await svc.stop();
+  });
+  beforeEach(async () => { await redis.flushall(); });
+
+  const msg = (messageId: string, receivedAt: number, conversationId = 'c_order12345'): InboundMessage & { conversationId: string } => ({
+    channel: 'web', accountId: 'local', chatId: conversationId, conversationId, messageId, chatType: 'dm',
+    sender: { id: 'owner', isBot: false }, text: `text of ${messageId}`, receivedAt,
+  });
+  const order = async (conversationId = 'c_order12345') => redis.zrange(pendingKey(conversationId), 0, -1);
+
+  it('two messages accepted in the same millisecond keep the order they were taken in, not job-id order', async () => {
+    const now = Date.now();
+    // 'zz' sorts after 'aa': scored by time, the set would put the later message first.
+    await inbox.accept(msg('zz', now));
+    await inbox.accept(msg('aa', now));
+    await inbox.accept(msg('mm', now - 5_000)); // a gateway whose clock is behind: still third
+    assert.deepEqual(await order(), ['zz', 'aa', 'mm'].map((m) => inboundJobId({ channel: 'web', accountId: 'local', messageId: m })));
+  });
+
+  it('goes on after a pending set scored by accept time (an earlier version) instead of jumping ahead', async () => {
+    const old = inboundJobId({ channel: 'web', accountId: 'local', messageId: 'from-old-version' });
+    await redis.zadd(pendingKey('c_order12345'), Date.now(), old);
+    await inbox.accept(msg('new-one', 1));
+    assert.deepEqual(await order(), [old, inboundJobId({ channel: 'web', accountId: 'local', messageId: 'new-one' })]);
+  });
+
+  it('a redelivery is a duplicate and keeps its place', async () => {
+    const now = Date.now();
+    assert.equal((await inbox.accept(msg('first', now))).duplicate, false);
+    assert.equal((await inbox.accept(msg('second', now))).duplicate, false);
+    assert.equal((await inbox.accept(msg('first', now + 10))).duplicate, true);
+    assert.deepEqual(await order(), ['first', 'second'].map((m) => inboundJobId({ channel: 'web', accountId: 'local', messageId: m })));
+  });
+
+  it('a retried first message finds the conversation its first try started', async () => {
+    const a = await inbox.firstConversation('web', 'client-1', 'c_firsttry001');
+    const b = await inbox.firstConversation('web', 'client-1', 'c_secondtry01');
+    const other = await inbox.firstConversation('cli', 'client-1', 'c_othercli001');
+    assert.equal(a, 'c_firsttry001');
+    assert.equal(b, 'c_firsttry001', 'the retry lands where the first try went');
+    assert.equal(other, 'c_othercli001', 'another channel is another client');
+  });
+});
