@@ -277,7 +277,8 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
 
     const server: FastifyInstance = await createServer({
       logger, metrics, checks, bodyLimit: config.server.body_limit, beforeScrape: queueDepth, ...(web ? { web } : {}),
-      access: { apiToken, sessions, allowedHosts: config.server.allowed_hosts },
+      // The name the hub listens on is one it answers to (IPs and loopback names always are).
+      access: { apiToken, sessions, allowedHosts: [...config.server.allowed_hosts, config.server.host] },
       metricsNeedToken: !isLoopback(config.server.host) && apiToken !== undefined,
       status: async () => ({
         role, llm: describeModel(config.llm), database: dbTarget.kind, redis: embedded ? 'embedded' : displayRedis(redisTarget),
