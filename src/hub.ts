@@ -209,7 +209,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       closers.push(() => fanout.stop());
       sessions = new Sessions(redis);
       web = {
-        inbox: new Inbox(redis, inbound, cipher, control.audit.sink), store, fanout, sessions, apiToken, metrics, logger, secureCookies: false, audit: control.audit.sink,
+        inbox: new Inbox(redis, inbound, cipher, control.audit.durable), store, fanout, sessions, apiToken, metrics, logger, secureCookies: false, audit: control.audit.sink,
         openFile: (conversationId, ref) => openAgentFile(home, cipher, conversationId, ref),
       };
       for (const a of adapters.values()) {
