@@ -43,6 +43,8 @@ describe('audit entries are durable before the action is acknowledged', () => {
       for (let wave = 0; wave < 3; wave++) {
         await Promise.all(Array.from({ length: 40 }, async (_, i) => { acknowledged.push((await api.send(`crash ${round}.${wave}.${i}`)).conversationId); }));
       }
+      // The owner's login link is acknowledged the same way.
+      assert.equal((await api.request('POST', '/api/login-links')).status, 200);
       hub.child.kill('SIGKILL');
       await hub.exited;
     }
@@ -54,6 +56,9 @@ describe('audit entries are durable before the action is acknowledged', () => {
     const recorded = new Set(found.stdout.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { subject: string }).subject));
     const missing = acknowledged.filter((c) => !recorded.has(c));
     assert.deepEqual(missing, [], `${missing.length} of ${total} acknowledged messages have no message.accepted entry`);
+
+    const links = await runCli(['audit', 'search', '--kind', 'web.login_link', '--json'], env);
+    assert.equal(links.stdout.trim().split('\n').filter(Boolean).length, 3, 'one web.login_link entry per crash');
 
     const verify = await runCli(['audit', 'verify'], env);
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
