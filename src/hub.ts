@@ -138,8 +138,9 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     const egress = createVaultEgress(createPolicyEgress(), vault, {
       onEvent: (e) => {
         if (isLeakEvent(e)) metrics.leaks.inc({ place: 'egress' });
-        control.audit.sink({ kind: `egress.${e.kind}`, actor: 'agent:default', subject: e.host, data: { method: e.method, ...(e.status !== undefined ? { status: e.status } : {}), ...(e.bytes !== undefined ? { bytes: e.bytes } : {}), handles: e.secrets, ...(e.reason ? { reason: e.reason } : {}) } });
+        const recorded = control.audit.durable({ kind: `egress.${e.kind}`, actor: 'agent:default', subject: e.host, data: { method: e.method, ...(e.status !== undefined ? { status: e.status } : {}), ...(e.bytes !== undefined ? { bytes: e.bytes } : {}), handles: e.secrets, ...(e.reason ? { reason: e.reason } : {}) } });
         if (e.kind !== 'request') logger.warn({ egress: e }, e.kind === 'refused' ? 'egress refused' : e.kind === 'leak_blocked' ? 'egress blocked a secret or credential' : 'scrubbed a secret from a response');
+        return recorded;
       },
     });
     // One toolset per process, shared by chat turns and routine runs (one sandbox pool).
@@ -212,7 +213,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       closers.push(() => fanout.stop());
       sessions = new Sessions(redis);
       web = {
-        inbox: new Inbox(redis, inbound, cipher, control.audit.sink), store, fanout, sessions, metrics, logger, secureCookies: false, audit: control.audit.sink,
+        inbox: new Inbox(redis, inbound, cipher, control.audit.durable), store, fanout, sessions, metrics, logger, secureCookies: false, audit: control.audit.durable,
         openFile: (conversationId, ref) => openAgentFile(home, cipher, conversationId, ref),
       };
       for (const a of adapters.values()) {
@@ -220,7 +221,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
         closers.push(() => a.stop());
       }
       // Telegram, Slack, Discord, WhatsApp; their tokens come from the vault (telegram.token, …).
-      const chat = await startChatChannels({ redis, inbox: web.inbox, channels: config.channels, logger, metrics, home, cipher, secret: opts.secret ?? (async (name) => (await vault.get(name))?.value), approvals: control.gateway, audit: control.audit.sink });
+      const chat = await startChatChannels({ redis, inbox: web.inbox, channels: config.channels, logger, metrics, home, cipher, secret: opts.secret ?? (async (name) => (await vault.get(name))?.value), approvals: control.gateway, audit: control.audit.durable });
       for (const a of chat.adapters) adapters.set(a.name, a);
       checks.push(...chat.checks);
       closers.push(() => chat.stop());
@@ -233,7 +234,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
         await feed.start();
         closers.push(() => feed.stop());
       }
-      workers.push(...startOutbox({ redisTarget, adapters, outbound, cipher, metrics, logger, audit: control.audit.sink }));
+      workers.push(...startOutbox({ redisTarget, adapters, outbound, cipher, metrics, logger, audit: control.audit.durable }));
       workers.push(...startOwnerPrompts({ redisTarget, get: (id) => control.gateway.get(id), prompters: chat.prompters, logger }));
     }
 

@@ -101,6 +101,23 @@ describe('bulwark CLI', () => {
     }
   });
 
+  it('an unknown command says so on stderr and exits 1, also with --help; known commands still show their help', async () => {
+    for (const [args, name] of [[['NOPE'], 'NOPE'], [['NOPE', '--help'], 'NOPE'], [['usage', '--help'], 'usage'], [['usage', '-h'], 'usage'], [['routine', 'NOPE', '--help'], 'NOPE'], [['help', 'NOPE'], 'NOPE']] as const) {
+      const r = await runCli([...args], {});
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, new RegExp(`unknown command '${name}'`), args.join(' '));
+      assert.equal(r.stdout, '', `${args.join(' ')}: no help printed as if the command existed`);
+    }
+    const typo = await runCli(['audit', 'verfy', '--help'], {});
+    assert.equal(typo.code, 1);
+    assert.match(typo.stderr, /unknown command 'verfy'\n\(Did you mean verify\?\)/);
+    for (const [args, usage] of [[['--help'], 'Usage: bulwark \\[options\\] \\[command\\]'], [['routine', '--help'], 'Usage: bulwark routine'], [['routine', '-h'], 'Usage: bulwark routine'], [['help', 'routine'], 'Usage: bulwark routine'], [['routine', 'add', '--help'], 'Usage: bulwark routine add']] as const) {
+      const r = await runCli([...args], {});
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(usage), args.join(' '));
+    }
+  });
+
   it('--help works for every command', async () => {
     for (const cmd of ['start', 'chat', 'status', 'doctor', 'login']) {
       const r = await runCli([cmd, '--help'], {});

@@ -70,7 +70,7 @@ export async function createControlPlane(deps: {
   };
   const approvals = new ApprovalStore(db);
   const gatewayOptions = {
-    store: approvals, audit: audit.sink, rules, checkSecretHost: secretHostCheck(deps.vault),
+    store: approvals, audit: audit.durable, rules, checkSecretHost: secretHostCheck(deps.vault),
     notify: conversationNotifier({ db, store: deps.store, outbound: deps.outbound, cipher: deps.cipher }),
     expiryMs: config.approvals.expiry_hours * 3_600_000, logger,
   };

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { AuditLog } from '../audit/log.js';
+import { AuditLog, type DurableAuditSink } from '../audit/log.js';
 import { queryAudit } from '../audit/query.js';
 import { tempDb, type TempDb } from '../audit/test-support.js';
 import { verifyAudit } from '../audit/verify.js';
@@ -53,7 +53,7 @@ describe('approval gateway', () => {
     store = new ApprovalStore(db);
     const vault = memorySecretSource({ GITHUB_TOKEN: { value: 'ghs-not-a-real-value-123456', policy: { hosts: ['api.github.com'], headers: ['Authorization: Bearer {value}'], query: [], body: false, methods: ['GET'] } } });
     gw = new ApprovalGateway({
-      store, audit: audit.sink, rules: () => parseRules(RULES), checkSecretHost: secretHostCheck(vault), expiryMs: 3_600_000,
+      store, audit: audit.durable, rules: () => parseRules(RULES), checkSecretHost: secretHostCheck(vault), expiryMs: 3_600_000,
       notify: async (req, text) => { told.push({ id: req.id, state: req.state, text }); },
     });
   });
@@ -134,6 +134,24 @@ describe('approval gateway', () => {
     assert.equal((await store.get(d.id))!.state, 'denied');
     assert.ok(!(await store.grants('default')).http.includes('denied.example'));
     assert.ok(told.some((m) => m.id === d.id && /denied/.test(m.text)));
+  });
+
+  it('a request and an owner\'s decision are answered only once their audit entries are committed', async () => {
+    const committed: string[] = [];
+    // Each entry reaches the database a while after it is handed over, as on a busy database.
+    const slow: DurableAuditSink = async (e) => {
+      await new Promise((r) => setTimeout(r, 200));
+      const entry = await audit.durable(e);
+      if (entry) committed.push(e.kind);
+      return entry;
+    };
+    const g = new ApprovalGateway({ store, audit: slow, rules: () => [], expiryMs: 3_600_000 });
+    const req = await g.request({ requester: agent('c_slowaudit1'), kind: 'grant_host', agent: 'default', diff: { host: 'slow-audit.example' }, reason: 'test' });
+    assert.deepEqual(committed, ['approval.requested']);
+    assert.equal((await g.decide(req.id, 'deny', OWNER_API)).ok, true);
+    assert.deepEqual(committed, ['approval.requested', 'approval.decided']);
+    assert.equal((await g.decide(req.id, 'deny', OWNER_API)).ok, false);
+    assert.deepEqual(committed, ['approval.requested', 'approval.decided', 'approval.refused']);
   });
 
   it('expired requests can no longer be approved', async () => {

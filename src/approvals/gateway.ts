@@ -1,4 +1,4 @@
-import type { AuditSink } from '../audit/log.js';
+import type { DurableAuditSink } from '../audit/log.js';
 import type { Logger } from '../logger.js';
 import { matchRule, type Rule } from './rules.js';
 import type { ApprovalStore } from './store.js';
@@ -12,7 +12,8 @@ export type Applier = (req: ApprovalRequest) => Promise<void>;
 
 export interface GatewayOptions {
   store: ApprovalStore;
-  audit: AuditSink;
+  /** Each step is committed before the caller hears of it (an owner's decision is acknowledged right after). */
+  audit: DurableAuditSink;
   /** The rules, re-read on every request so an edited file applies at once. */
   rules: () => Rule[];
   /** Without it every grant_secret request is denied: nobody can tell whether the host is allowed. */
@@ -65,7 +66,7 @@ export class ApprovalGateway {
     }
     const reason = input.reason.trim().slice(0, 2000) || '(no reason given)';
     let req = await this.opts.store.create({ requester: input.requester, kind: input.kind, agent: input.agent, target: targetOf(input.kind, diff), diff, reason, expiresAt: new Date(Date.now() + this.opts.expiryMs) });
-    this.audit('approval.requested', input.requester.kind === 'agent' ? `agent:${input.requester.id}` : input.requester.id, req, { reasonChars: reason.length });
+    await this.audit('approval.requested', input.requester.kind === 'agent' ? `agent:${input.requester.id}` : input.requester.id, req, { reasonChars: reason.length });
 
     const verdict = await this.evaluate(req);
     if (verdict.action === 'ask') {
@@ -74,7 +75,7 @@ export class ApprovalGateway {
     }
     const to = verdict.action === 'allow' ? 'approved' : 'denied';
     await this.opts.store.transition(req.id, 'pending', to, { policy: verdict.policy, decidedBy: 'policy', decidedAt: new Date() });
-    this.audit('approval.decided', 'policy', req, { decision: to, policy: verdict.policy });
+    await this.audit('approval.decided', 'policy', req, { decision: to, policy: verdict.policy });
     req = (await this.opts.store.get(req.id))!;
     if (to === 'approved') req = await this.apply(req);
     await this.tell(req);
@@ -90,8 +91,8 @@ export class ApprovalGateway {
     await this.expireDue();
     const who = `${by.channel}:${by.senderId}`;
     const req = await this.opts.store.get(id);
-    const refuse = (message: string, r?: ApprovalRequest): DecideOutcome => {
-      this.opts.audit({ kind: 'approval.refused', actor: who, subject: id.slice(0, 40), data: { decision, reason: message, isOwner: by.isOwner, fromConversation: by.conversationId ?? null } });
+    const refuse = async (message: string, r?: ApprovalRequest): Promise<DecideOutcome> => {
+      await this.opts.audit({ kind: 'approval.refused', actor: who, subject: id.slice(0, 40), data: { decision, reason: message, isOwner: by.isOwner, fromConversation: by.conversationId ?? null } });
       return { ok: false, message, ...(r ? { request: r } : {}) };
     };
     if (!req) return refuse(`no approval request ${id.slice(0, 40)}`);
@@ -104,7 +105,7 @@ export class ApprovalGateway {
     if (!(await this.opts.store.transition(id, 'pending', to, { decidedBy: who, decidedAt: new Date() }))) {
       return refuse(`request ${id} was decided or expired in the meantime`, (await this.opts.store.get(id)) ?? req);
     }
-    this.audit('approval.decided', who, req, { decision: to });
+    await this.audit('approval.decided', who, req, { decision: to });
     let done = (await this.opts.store.get(id))!;
     if (to === 'approved') done = await this.apply(done);
     await this.tell(done);
@@ -117,7 +118,7 @@ export class ApprovalGateway {
     for (const req of await this.opts.store.duePending(now)) {
       if (!(await this.opts.store.transition(req.id, 'pending', 'expired', { decidedAt: now }))) continue;
       n += 1;
-      this.audit('approval.expired', 'system', req, {});
+      await this.audit('approval.expired', 'system', req, {});
       await this.tell({ ...req, state: 'expired' });
     }
     return n;
@@ -161,11 +162,11 @@ export class ApprovalGateway {
     try {
       await applier(req);
       await this.opts.store.transition(req.id, 'approved', 'applied', { appliedAt: new Date() });
-      this.audit('approval.applied', 'system', req, {});
-      this.opts.audit({ kind: 'capability.granted', actor: 'system', subject: `agent:${req.agent}`, data: { request: req.id, change: req.kind, target: req.target } });
+      await this.audit('approval.applied', 'system', req, {});
+      await this.opts.audit({ kind: 'capability.granted', actor: 'system', subject: `agent:${req.agent}`, data: { request: req.id, change: req.kind, target: req.target } });
     } catch (err) {
       await this.opts.store.transition(req.id, 'approved', 'failed', { error: (err as Error).message.slice(0, 500) });
-      this.audit('approval.failed', 'system', req, { error: (err as Error).message.slice(0, 200) });
+      await this.audit('approval.failed', 'system', req, { error: (err as Error).message.slice(0, 200) });
     }
     return (await this.opts.store.get(req.id))!;
   }
@@ -180,7 +181,7 @@ export class ApprovalGateway {
     await this.opts.notify(req, text).catch((err: Error) => this.opts.logger?.warn({ err: err.message, request: req.id }, 'could not tell the agent an approval outcome'));
   }
 
-  private audit(kind: string, actor: string, req: ApprovalRequest, extra: Record<string, unknown>): void {
-    this.opts.audit({ kind, actor, subject: req.id, data: { change: req.kind, agent: req.agent, target: req.target, conversationId: req.requester.conversationId ?? null, ...extra } });
+  private async audit(kind: string, actor: string, req: ApprovalRequest, extra: Record<string, unknown>): Promise<void> {
+    await this.opts.audit({ kind, actor, subject: req.id, data: { change: req.kind, agent: req.agent, target: req.target, conversationId: req.requester.conversationId ?? null, ...extra } });
   }
 }

@@ -4,7 +4,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import type { Db } from '../db/client.js';
 import { entryHash, GENESIS_HASH } from './canonical.js';
 import { checkpointPath, readCheckpoints } from './checkpoints.js';
-import { AuditLog } from './log.js';
+import { AuditLog, NO_DURABLE_AUDIT } from './log.js';
 import { queryAudit } from './query.js';
 import { tempDb, type TempDb } from './test-support.js';
 import { verifyAudit } from './verify.js';
@@ -165,6 +165,60 @@ describe('audit log: concurrent appenders', () => {
     } finally {
       await a.$disconnect();
       await b.$disconnect();
+      t.cleanup();
+    }
+  });
+});
+
+describe('audit log: the durable sink', () => {
+  it('resolves with the entry once it is committed, and with undefined (logged and counted) when the write fails', async () => {
+    const t = tempDb();
+    const db = await t.open();
+    try {
+      const failed: string[] = [];
+      const log = new AuditLog(db, { onFailure: (err) => failed.push(err.message) });
+      const [a, b] = await Promise.all([log.durable({ kind: 'test.durable', actor: 'a' }), log.durable({ kind: 'test.durable', actor: 'b' })]);
+      // No flush: what a caller sees once its await returns is already in the table.
+      const rows = await db.auditEntry.findMany({ where: { kind: 'test.durable' }, orderBy: { seq: 'asc' } });
+      assert.deepEqual(rows.map((r) => [r.seq, r.actor]), [[a!.seq, 'a'], [b!.seq, 'b']]);
+
+      const raw = t.raw();
+      try { raw.exec('DELETE FROM AuditHead'); } finally { raw.close(); }
+      assert.equal(await log.durable({ kind: 'test.durable', actor: 'c' }), undefined);
+      assert.equal(log.failures, 1);
+      assert.match(failed[0]!, /no head row/);
+      assert.equal(await NO_DURABLE_AUDIT({ kind: 'test.durable', actor: 'd' }), undefined);
+    } finally {
+      await db.$disconnect();
+      t.cleanup();
+    }
+  });
+});
+
+describe('audit verify: stored messages against their accepted entries', () => {
+  it('a stored user message without a message.accepted entry is a named problem; one with it, or an assistant message, is not', async () => {
+    const t = tempDb();
+    const db = await t.open();
+    try {
+      const log = new AuditLog(db, {});
+      await log.append({ kind: 'hub.started', actor: 'system' });
+      await db.conversation.create({ data: { id: 'c_verifytest1', channel: 'web', accountId: 'local', chatId: 'c_verifytest1' } });
+      const message = (id: string, role: string) => db.message.create({ data: { id, conversationId: 'c_verifytest1', role, body: 'sealed elsewhere' } });
+      await message('in/web/local/m_recorded', 'user');
+      await log.append({ kind: 'message.accepted', actor: 'web:owner', subject: 'c_verifytest1', data: { channel: 'web', messageId: 'in/web/local/m_recorded', bytes: 5 } });
+      await message('reply/web/local/m_recorded', 'assistant');
+      const ok = await verifyAudit(db, {});
+      assert.equal(ok.ok, true, JSON.stringify(ok.problems));
+      assert.deepEqual(ok.messages, { checked: 1, unrecorded: 0 });
+
+      await message('in/web/local/m_unrecorded', 'user');
+      const gap = await verifyAudit(db, {});
+      assert.equal(gap.ok, false);
+      assert.deepEqual(gap.messages, { checked: 2, unrecorded: 1 });
+      assert.deepEqual(gap.problems.map((p) => p.kind), ['unrecorded']);
+      assert.match(gap.problems[0]!.message, /message in\/web\/local\/m_unrecorded \(conversation c_verifytest1\) is stored but has no message\.accepted entry/);
+    } finally {
+      await db.$disconnect();
       t.cleanup();
     }
   });

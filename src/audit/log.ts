@@ -24,6 +24,18 @@ export type AuditSink = (event: AuditEvent) => void;
 /** A sink that drops everything, for code running without a hub (tests, one-off CLI runs). */
 export const NO_AUDIT: AuditSink = () => undefined;
 
+/**
+ * For actions acknowledged to someone right after (a 202 for a message, a login, a decision): the
+ * caller awaits the entry's commit before it answers, so a hub killed after answering cannot have
+ * lost the record. Resolves with the stored entry, or with undefined when the write failed (the
+ * log has already logged and counted it); never rejects, so the action itself is never undone by
+ * a failed audit write. Concurrent callers share one batch, so parallel awaits stay cheap.
+ */
+export type DurableAuditSink = (event: AuditEvent) => Promise<AuditEntry | undefined>;
+
+/** The durable sink that drops everything. */
+export const NO_DURABLE_AUDIT: DurableAuditSink = async () => undefined;
+
 export interface AuditEntry {
   seq: number;
   time: Date;
@@ -94,6 +106,9 @@ export class AuditLog {
 
   /** Fire-and-forget recording for hot paths: never throws, never makes the caller wait. */
   readonly sink: AuditSink = (event) => this.record(event);
+
+  /** Recording that waits for the commit (see DurableAuditSink). */
+  readonly durable: DurableAuditSink = (event) => this.append(event).catch(() => undefined);
 
   record(event: AuditEvent): void {
     this.append(event).catch(() => undefined);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ChannelsConfig } from '../config/schema.js';
-import type { AuditSink } from '../audit/log.js';
+import type { DurableAuditSink } from '../audit/log.js';
 import type { TextCipher } from '../conversations/cipher.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -44,8 +44,8 @@ export interface ChatDeps {
   cipher: TextCipher;
   /** The approval gateway, for owners' /approve and /deny and approval buttons (see approvals.ts). */
   approvals?: ChatApprovals | undefined;
-  /** Pairing decisions (who was let in, by whom) go to the audit log. */
-  audit?: AuditSink | undefined;
+  /** Pairing decisions (who was let in, by whom) go to the audit log, committed before the answer. */
+  audit?: DurableAuditSink | undefined;
 }
 
 /** One platform message, normalized by the adapter. */

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { TextCipher } from '../conversations/cipher.js';
 import { inboundJobId, type InboundMessage } from './contract.js';
 import { sealInbound } from './queue-payloads.js';
-import { NO_AUDIT, type AuditSink } from '../audit/log.js';
+import { NO_DURABLE_AUDIT, type DurableAuditSink } from '../audit/log.js';
 import { INBOUND_JOB_OPTIONS } from '../queues.js';
 
 /** How long a platform message id is remembered, so a late redelivery is still dropped. */
@@ -66,7 +66,7 @@ export interface Accepted { jobId: string; duplicate: boolean }
  * takes the oldest pending message of a conversation, so one conversation's turns run in order.
  */
 export class Inbox {
-  constructor(private readonly redis: Redis, private readonly queue: Queue, private readonly cipher: TextCipher, private readonly audit: AuditSink = NO_AUDIT) {}
+  constructor(private readonly redis: Redis, private readonly queue: Queue, private readonly cipher: TextCipher, private readonly audit: DurableAuditSink = NO_DURABLE_AUDIT) {}
 
   /**
    * The conversation a client's first message (no conversationId yet) belongs to: the one its first
@@ -93,8 +93,10 @@ export class Inbox {
       await this.redis.del(dedupeKey(jobId)).catch(() => undefined);
       throw err;
     }
-    // Ids and size only: the body never goes into the audit log.
-    this.audit({ kind: 'message.accepted', actor: `${msg.channel}:${msg.sender.id}`, subject: msg.conversationId, data: { channel: msg.channel, messageId: jobId, bytes: Buffer.byteLength(msg.text) } });
+    // Ids and size only: the body never goes into the audit log. Committed before the caller
+    // acknowledges the message; a failed write (logged and counted) does not refuse a message
+    // that is already queued, and `bulwark audit verify` names the stored message it lacks.
+    await this.audit({ kind: 'message.accepted', actor: `${msg.channel}:${msg.sender.id}`, subject: msg.conversationId, data: { channel: msg.channel, messageId: jobId, bytes: Buffer.byteLength(msg.text) } });
     return { jobId, duplicate: false };
   }
 }

@@ -5,10 +5,10 @@ import type { Metrics } from '../metrics.js';
 import { OUTBOUND, OUTBOUND_JOB_OPTIONS, PREFIX, bullConnection, outboundQueueName, type OutboundQueues, type RedisTarget } from '../queues.js';
 import { CHANNEL_NAME, type ChannelAdapter, type OutboundMessage } from './contract.js';
 import { openOutbound } from './queue-payloads.js';
-import type { AuditSink } from '../audit/log.js';
+import type { DurableAuditSink } from '../audit/log.js';
 import { PermanentSendError, RetryAfter } from './delivery.js';
 
-export interface OutboxOptions { redisTarget: RedisTarget; adapters: Map<string, ChannelAdapter>; outbound: OutboundQueues; cipher: TextCipher; metrics: Metrics; logger: Logger; concurrency?: number; audit?: AuditSink }
+export interface OutboxOptions { redisTarget: RedisTarget; adapters: Map<string, ChannelAdapter>; outbound: OutboundQueues; cipher: TextCipher; metrics: Metrics; logger: Logger; concurrency?: number; audit?: DurableAuditSink }
 
 /**
  * Consumes the outbound queue of each channel this gateway runs and hands each reply to that
@@ -47,7 +47,8 @@ function channelOutbox(opts: OutboxOptions, channel: string): Worker {
     }
     metrics.messagesOut.inc({ channel: msg.channel });
     if (msg.inboundAt) metrics.deliveryLatency.observe({ channel: msg.channel }, (Date.now() - msg.inboundAt) / 1000);
-    opts.audit?.({ kind: 'message.sent', actor: `${msg.channel}:bot`, subject: msg.conversationId, data: { channel: msg.channel, messageId: msg.messageId, replyTo: msg.replyTo ?? null, bytes: Buffer.byteLength(msg.text) } });
+    // Committed before the job completes: a delivery whose record was lost would not be retried.
+    await opts.audit?.({ kind: 'message.sent', actor: `${msg.channel}:bot`, subject: msg.conversationId, data: { channel: msg.channel, messageId: msg.messageId, replyTo: msg.replyTo ?? null, bytes: Buffer.byteLength(msg.text) } });
   }, { connection: bullConnection(opts.redisTarget), prefix: PREFIX, concurrency: opts.concurrency ?? 64 });
   worker.on('failed', (job, err) => {
     metrics.errors.inc({ where: 'send' });

@@ -29,7 +29,7 @@ export function registerChannelRoutes(app: FastifyInstance, deps: ChatDeps & { r
       const p = action === 'approve' ? await pairing.approve(body.data.code) : await pairing.deny(body.data.code);
       if (!p) return reply.code(404).send({ error: `no pending pairing with code ${body.data.code}: it may have expired (codes live 1 hour), been used already, or be mistyped — run \`bulwark pairing list\`` });
       deps.logger.info({ channel: p.channel, senderId: p.senderId, action }, `pairing ${action === 'approve' ? 'approved' : 'denied'}`);
-      deps.audit?.({ kind: action === 'approve' ? 'pairing.approved' : 'pairing.denied', actor: 'owner', subject: `${p.channel}:${p.senderId}`, data: { channel: p.channel, senderId: p.senderId } });
+      await deps.audit?.({ kind: action === 'approve' ? 'pairing.approved' : 'pairing.denied', actor: 'owner', subject: `${p.channel}:${p.senderId}`, data: { channel: p.channel, senderId: p.senderId } });
       return { [action === 'approve' ? 'approved' : 'denied']: { channel: p.channel, senderId: p.senderId, senderName: p.senderName ?? null } };
     });
   }
@@ -46,7 +46,7 @@ export function registerChannelRoutes(app: FastifyInstance, deps: ChatDeps & { r
     const revoked = await pairing.revoke(body.data.channel, body.data.senderId);
     if (revoked) {
       deps.logger.info({ channel: body.data.channel, senderId: body.data.senderId }, 'pairing approval revoked');
-      deps.audit?.({ kind: 'pairing.revoked', actor: 'owner', subject: `${body.data.channel}:${body.data.senderId}`, data: { channel: body.data.channel, senderId: body.data.senderId } });
+      await deps.audit?.({ kind: 'pairing.revoked', actor: 'owner', subject: `${body.data.channel}:${body.data.senderId}`, data: { channel: body.data.channel, senderId: body.data.senderId } });
     }
     return { revoked };
   });

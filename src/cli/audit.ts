@@ -36,10 +36,10 @@ function count(v: string, what: string): number {
 }
 
 function printReport(r: VerifyReport): void {
-  if (r.ok) process.stdout.write(`audit log OK: ${r.entries} entries, chain intact; ${r.checkpoints.matched}/${r.checkpoints.total} checkpoints match${r.checkpoints.signed ? ` (${r.checkpoints.signed} signed)` : ''}\n`);
+  if (r.ok) process.stdout.write(`audit log OK: ${r.entries} entries, chain intact; ${r.checkpoints.matched}/${r.checkpoints.total} checkpoints match${r.checkpoints.signed ? ` (${r.checkpoints.signed} signed)` : ''}; all ${r.messages.checked} stored user messages have their message.accepted entry\n`);
   else {
     const first = r.problems[0]!;
-    process.stdout.write(`audit log BROKEN at entry ${first.seq}: ${first.message}\n`);
+    process.stdout.write(`audit log BROKEN${first.seq > 0 ? ` at entry ${first.seq}` : ''}: ${first.message}\n`);
     for (const p of r.problems.slice(1)) process.stdout.write(`  also: ${p.message}\n`);
   }
   for (const w of r.warnings) process.stdout.write(`  note: ${w}\n`);

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
 import { registerApprovals } from './approvals.js';
 import { registerAudit } from './audit.js';
 import { registerChannels } from './channels.js';
 import { registerChat } from './chat.js';
+import { BulwarkCommand } from './command.js';
 import { registerDoctor } from './doctor.js';
 import { registerLeakscan } from './leakscan.js';
 import { registerPairing } from './pairing.js';
@@ -18,7 +18,7 @@ import { fail } from './common.js';
 // `bulwark chat | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err; });
 
-const program = new Command('bulwark')
+const program = new BulwarkCommand('bulwark')
   .description('Bulwark — a self-hosted, security-first AI assistant hub')
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)');

@@ -28,8 +28,12 @@ export interface EgressEvent {
 }
 
 export interface VaultEgressOptions {
-  /** Called for every request, refusal and scrub (the hub writes the audit log and counts `bulwark_leaks_total`). */
-  onEvent?: (e: EgressEvent) => void;
+  /**
+   * Called for every request, refusal and scrub (the hub writes the audit log and counts
+   * `bulwark_leaks_total`). A returned promise is awaited before the guest sees the outcome, so the
+   * record is committed before the code that asked can act on the answer.
+   */
+  onEvent?: (e: EgressEvent) => unknown;
 }
 
 /**
@@ -38,9 +42,9 @@ export interface VaultEgressOptions {
  */
 export function createVaultEgress(inner: Egress, source: SecretSource, opts: VaultEgressOptions = {}): Egress {
   const detectorOfVault = vaultDetector(source, []);
-  const emit = (e: EgressEvent): void => {
+  const emit = async (e: EgressEvent): Promise<void> => {
     try {
-      opts.onEvent?.(e);
+      await opts.onEvent?.(e);
     } catch {
       // An audit sink that throws must not turn into a network failure the guest can observe.
     }
@@ -49,8 +53,8 @@ export function createVaultEgress(inner: Egress, source: SecretSource, opts: Vau
   return {
     async fetch(req, signal) {
       let where = { host: '?', method: req.method };
-      const refuse = (kind: 'refused' | 'leak_blocked', reason: string, secrets: string[] = []): never => {
-        emit({ kind, ...where, secrets, reason });
+      const refuse = async (kind: 'refused' | 'leak_blocked', reason: string, secrets: string[] = []): Promise<never> => {
+        await emit({ kind, ...where, secrets, reason });
         throw new EgressDeniedError(reason);
       };
       let url: URL;
@@ -66,7 +70,7 @@ export function createVaultEgress(inner: Egress, source: SecretSource, opts: Vau
         detector = await detectorOfVault();
       } catch (err) {
         // Fail closed: without the vault's values no request can be checked for smuggled secrets.
-        emit({ kind: 'refused', ...where, secrets: [], reason: `vault unreadable: ${(err as Error).message}` });
+        await emit({ kind: 'refused', ...where, secrets: [], reason: `vault unreadable: ${(err as Error).message}` });
         throw new Error(`the vault could not be read, so no request can be checked for leaks (${(err as Error).message}); ask the owner to run \`bulwark doctor\``);
       }
       const smuggled = findSmuggled(detector, req);
@@ -79,7 +83,7 @@ export function createVaultEgress(inner: Egress, source: SecretSource, opts: Vau
         prepared = await injectSecrets(req, url, (name) => source.get(name));
       } catch (err) {
         if (err instanceof EgressDeniedError) return refuse('refused', err.message, mentioned(req));
-        emit({ kind: 'refused', ...where, secrets: mentioned(req), reason: `vault error: ${(err as Error).message}` });
+        await emit({ kind: 'refused', ...where, secrets: mentioned(req), reason: `vault error: ${(err as Error).message}` });
         throw err;
       }
       const names = prepared.injected.map((s) => s.name);
@@ -91,7 +95,7 @@ export function createVaultEgress(inner: Egress, source: SecretSource, opts: Vau
       } catch (err) {
         const message = scrubber ? scrubber.redact((err as Error).message).redacted : (err as Error).message;
         if (err instanceof EgressDeniedError) return refuse('refused', message, names);
-        emit({ kind: 'request', ...where, secrets: names, reason: message });
+        await emit({ kind: 'request', ...where, secrets: names, reason: message });
         throw new Error(message);
       }
       // The inner egress reports the URL it requested, which holds any injected query value.
@@ -106,8 +110,8 @@ export function createVaultEgress(inner: Egress, source: SecretSource, opts: Vau
       const other = scrub(res, detector, [], true);
       res = other.response;
       for (const name of other.found) found.add(name);
-      if (found.size) emit({ kind: 'response_scrubbed', ...where, status: res.status, secrets: [...found] });
-      emit({ kind: 'request', ...where, status: res.status, bytes: Buffer.byteLength(res.body), secrets: names });
+      if (found.size) await emit({ kind: 'response_scrubbed', ...where, status: res.status, secrets: [...found] });
+      await emit({ kind: 'request', ...where, status: res.status, bytes: Buffer.byteLength(res.body), secrets: names });
       return res;
     },
   };

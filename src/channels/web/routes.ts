@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { ConversationStore, StoredMessage } from '../../conversations/store.js';
 import { route } from '../../gateway/access.js';
 import { LoginThrottle, SESSION_COOKIE, type Sessions } from '../../gateway/auth.js';
-import type { AuditSink } from '../../audit/log.js';
+import type { DurableAuditSink } from '../../audit/log.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../metrics.js';
 import { FileGone } from '../attachments.js';
@@ -22,8 +22,8 @@ export interface WebRouteDeps {
   logger: Logger;
   /** Secure cookies when the hub is served over https (behind a TLS proxy). */
   secureCookies: boolean;
-  /** Logins (and refused ones) go to the audit log. */
-  audit?: AuditSink;
+  /** Logins (and refused ones) go to the audit log, committed before the answer. */
+  audit?: DurableAuditSink;
   /** Opens a file the agent sent (attachments.ts openAgentFile with the hub's home and cipher). */
   openFile(conversationId: string, ref: FileRef): Promise<Buffer>;
 }
@@ -96,11 +96,11 @@ export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): voi
       if (throttle.blocked(ip)) return reply.code(429).send({ error: 'too many failed logins from this address; wait a minute' });
       throttle.fail(ip);
       deps.logger.warn({ ip }, 'web login refused');
-      deps.audit?.({ kind: 'web.login_refused', actor: `ip:${ip}`, data: { ip } });
+      await deps.audit?.({ kind: 'web.login_refused', actor: `ip:${ip}`, data: { ip } });
       return reply.code(401).type('text/plain').send('This login link is invalid or was already used. Run `bulwark login` for a new one.\n');
     }
     deps.logger.info({ ip }, 'web login');
-    deps.audit?.({ kind: 'web.login', actor: 'owner', data: { ip, via: 'login link' } });
+    await deps.audit?.({ kind: 'web.login', actor: 'owner', data: { ip, via: 'login link' } });
     reply.setCookie(SESSION_COOKIE, sid, { httpOnly: true, sameSite: 'strict', path: '/', secure: deps.secureCookies, maxAge: 7 * 24 * 3600 });
     // The code leaves the address bar (and history) at once.
     return reply.header('referrer-policy', 'no-referrer').redirect('/', 303);
@@ -115,7 +115,7 @@ export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): voi
   // Only the API token makes login links (`bulwark login`): a session cannot mint more sessions.
   app.post('/api/login-links', route('token'), async () => {
     const code = await deps.sessions.createLoginCode();
-    deps.audit?.({ kind: 'web.login_link', actor: 'owner', data: { via: 'api token', expiresInSeconds: 600 } });
+    await deps.audit?.({ kind: 'web.login_link', actor: 'owner', data: { via: 'api token', expiresInSeconds: 600 } });
     return { path: `/login?code=${code}`, expiresInSeconds: 600 };
   });
 
