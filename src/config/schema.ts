@@ -7,6 +7,7 @@ export const ENV_KEYS = {
   BULWARK_PORT: 'server.port',
   BULWARK_BODY_LIMIT: 'server.body_limit',
   REDIS_URL: 'redis.url',
+  BULWARK_REDIS_CONNECT_TIMEOUT_MS: 'redis.connect_timeout_ms',
   DATABASE_URL: 'database.url',
   BULWARK_LLM_PROVIDER: 'llm.provider',
   BULWARK_LLM_MODEL: 'llm.model',
@@ -179,7 +180,9 @@ export const configSchema = z.strictObject({
   server: serverSchema.default(serverSchema.parse({})),
   redis: z.strictObject({
     url: z.string().regex(/^(rediss?:\/\/|redis\+unix:\/\/\/)/, 'must be redis://[:password@]host:port[/db], rediss://… (TLS) or redis+unix:///path/to/redis.sock').optional(),
-  }).default({}),
+    /** How long start-up waits for Redis to answer before it gives up with "cannot reach Redis". */
+    connect_timeout_ms: positiveInt(600_000).default(10_000),
+  }).default({ connect_timeout_ms: 10_000 }),
   database: z.strictObject({
     url: z.string().regex(/^(file:|postgres(ql)?:\/\/)/, 'must be file:PATH (SQLite) or postgres://user:pass@host/db').optional(),
   }).default({}),
