@@ -2,7 +2,7 @@ import { Queue, type ConnectionOptions, type JobsOptions, type WorkerOptions } f
 import { Redis, type RedisOptions } from 'ioredis';
 import { CHANNEL_NAME } from './channels/contract.js';
 import type { Logger } from './logger.js';
-import { RedisOutages } from './redis/outages.js';
+import { RedisOutages, RedisUnavailableError } from './redis/outages.js';
 
 /**
  * The two queues of the design: channels → agent ("inbound"), agent → channels ("outbound"). The
@@ -162,6 +162,9 @@ export class ChannelQueues {
     if (!CHANNEL_NAME.test(channel)) throw new Error(`"${channel.slice(0, 40)}" is not a channel name`);
     let q = this.queues.get(channel);
     if (!q) {
+      // BullMQ would wait for a lost connection to come back before a new queue's first command.
+      const lost = this.connection?.status === 'reconnecting' || this.connection?.status === 'end';
+      if (lost) throw new RedisUnavailableError(`the connection of the ${this.base} queues is ${this.connection!.status}`);
       this.connection ??= watchRedisErrors(createRedis(this.target, FAIL_FAST), `${this.base} queues`, this.logger);
       q = watchRedisErrors(new Queue(`${this.base}-${channel}`, { connection: this.connection, prefix: PREFIX }), `queue ${this.base}-${channel}`, this.logger);
       this.queues.set(channel, q);

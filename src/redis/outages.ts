@@ -34,8 +34,8 @@ type ErrorEmitter = { on(event: 'error', listener: (err: Error) => void): unknow
  * Watches the process' Redis connections during outages. Every client, queue and worker hands its
  * 'error' events here (BullMQ prints a raw stack trace for a queue with no listener, and ioredis
  * retries every few hundred milliseconds on each connection): an outage is one warn line when it
- * starts and one info line when the command connection is ready again; other errors are one line
- * each, the same one at most once a minute. State for /healthz comes from the command connection's
+ * starts and one info line when the tracked connections are ready again; other errors are one line
+ * each, the same one at most once a minute. State for /healthz comes from the tracked connections'
  * status (no round trip per probe) and the embedded server's supervisor.
  */
 export class RedisOutages {
@@ -74,7 +74,7 @@ export class RedisOutages {
     this.logger.warn({ redis: this.where, reason }, 'redis is unreachable: requests that need it answer 503 until it is back; connections retry on their own');
   }
 
-  /** Whether Redis is usable now: the command connection is ready and the embedded server runs. */
+  /** Whether Redis is usable now: every tracked connection is ready and the embedded server runs. */
   status(): { ok: boolean; detail: string } {
     const embedded = this.embeddedState();
     if (embedded !== 'up') return { ok: false, detail: `embedded redis-server is ${embedded}` };
@@ -93,7 +93,7 @@ export class RedisOutages {
   /** Shutting down: closing connections is not an outage worth a log line. */
   stop(): void { this.quiet = true; }
 
-  /** Ends the outage once the command connection is ready and the embedded server (if any) runs. */
+  /** Ends the outage once every tracked connection is ready and the embedded server (if any) runs. */
   recovered(): void {
     if (!this.outage || !this.status().ok) return;
     const { since, suppressed } = this.outage;
