@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
 import { createModel, describeModel } from './agent/llm.js';
 import { ToolRegistry } from './agent/tools.js';
 import { createAgentToolset } from './agent/codeact.js';
@@ -23,8 +24,9 @@ import type { RouteAccess } from './gateway/access.js';
 import { createServer, type ReadinessCheck } from './gateway/server.js';
 import { setLogScrubber, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { ChannelQueues, createQueue, createRedis, displayRedis, INBOUND, OUTBOUND, type RedisTarget } from './queues.js';
-import { startEmbeddedRedis, type EmbeddedRedis } from './redis/embedded.js';
+import { ChannelQueues, connectCommandRedis, createQueue, createRedis, displayRedis, INBOUND, OUTBOUND, redisOutages, watchRedisErrors, type RedisTarget } from './queues.js';
+import { startEmbeddedRedis, type EmbeddedRedis, type EmbeddedRedisOptions } from './redis/embedded.js';
+import { isRedisUnavailable, RedisOutages } from './redis/outages.js';
 import { startRoutines } from './routines/index.js';
 import { registerApprovalApi } from './approvals/api.js';
 import { createControlPlane } from './approvals/control-plane.js';
@@ -60,31 +62,45 @@ function isLoopback(host: string): boolean {
 /** Every channel a reply can be queued for (the local web chat and CLI, and the chat platforms). */
 const ALL_CHANNELS = ['web', 'cli', ...CHAT_CHANNELS];
 
-export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger: Logger; tools?: ToolRegistry; secret?: (name: string) => Promise<string | undefined> }): Promise<Hub> {
+export interface HubOptions {
+  loaded: LoadedConfig;
+  role: Role;
+  logger: Logger;
+  tools?: ToolRegistry;
+  secret?: (name: string) => Promise<string | undefined>;
+  /** For tests: hooks into the embedded Redis' supervisor (e.g. hold a restart). */
+  embeddedRedis?: Pick<EmbeddedRedisOptions, 'beforeRestart'>;
+}
+
+export async function startHub(opts: HubOptions): Promise<Hub> {
   const { loaded, role, logger } = opts;
   const { config, home } = loaded;
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const closers: Array<() => Promise<unknown>> = [];
+  let embedded: EmbeddedRedis | undefined;
+  // One outage log for every Redis client, queue and worker of this hub (see RedisOutages).
+  const outages = redisOutages(logger, new RedisOutages(logger, config.redis.url ? displayRedis({ url: config.redis.url }) : 'embedded', () => embedded?.state() ?? 'up'));
   // Each step is bounded: a client of a Redis that has gone away (BullMQ's Worker.close among them)
   // can wait forever, and a stopping hub must still exit.
   const close = async () => {
+    outages.stop();
     const deadline = Date.now() + config.worker.shutdown_ms + 10_000;
     for (const fn of closers.reverse()) {
       let timer: NodeJS.Timeout | undefined;
       const limit = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), Math.max(500, deadline - Date.now())); });
-      const outcome = await Promise.race([fn().catch((err) => logger.warn({ err: (err as Error).message }, 'error while stopping')), limit]);
+      // A client that cannot reach Redis fails to say goodbye to it; that is no news worth a line.
+      const outcome = await Promise.race([fn().catch((err) => { if (!isRedisUnavailable(err)) logger.warn({ err: (err as Error).message }, 'error while stopping'); }), limit]);
       clearTimeout(timer);
       if (outcome === 'timeout') logger.warn('a shutdown step did not finish in time; going on without it');
     }
   };
 
   try {
-    let embedded: EmbeddedRedis | undefined;
     let redisTarget: RedisTarget;
     if (config.redis.url) {
       redisTarget = { url: config.redis.url };
     } else if (role === 'all') {
-      embedded = await startEmbeddedRedis(home, logger);
+      embedded = await startEmbeddedRedis(home, logger, { ...opts.embeddedRedis, onExit: (reason) => outages.began(reason), onUp: () => outages.recovered() });
       redisTarget = embedded.target;
       closers.push(() => embedded!.stop());
     } else {
@@ -92,12 +108,11 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     }
 
     const metrics = new Metrics();
-    const redis = createRedis(redisTarget);
-    redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-    closers.push(async () => redis.disconnect());
-    await redis.ping().catch((err: Error) => {
+    // Fails fast while Redis is down (requests answer 503 instead of hanging; see FAIL_FAST).
+    const redis = outages.track('command', watchRedisErrors(await connectCommandRedis(redisTarget, config.redis.connect_timeout_ms).catch((err: Error) => {
       throw new UserError(`cannot reach Redis at ${displayRedis(redisTarget)}: ${err.message}`, 'check REDIS_URL and that the server is running (`bulwark doctor`)');
-    });
+    }), 'redis', logger));
+    closers.push(async () => redis.disconnect());
 
     const { db, target: dbTarget } = await openConfiguredDb(config.database.url, home);
     closers.push(() => db.$disconnect());
@@ -113,18 +128,24 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       }
     }
 
-    const inbound = createQueue(INBOUND, redisTarget);
-    const outbound = new ChannelQueues(redisTarget, OUTBOUND);
+    const inbound = createQueue(INBOUND, redisTarget, logger);
+    const outbound = new ChannelQueues(redisTarget, OUTBOUND, logger);
     closers.push(() => inbound.close(), () => outbound.close());
+    // The queue's own connection (BullMQ wraps it; status and events pass through to ioredis).
+    outages.track('inbound queue', (await inbound.getBackend().client) as unknown as Redis);
 
+    const where = embedded ? 'embedded' : displayRedis(redisTarget);
     const checks: ReadinessCheck[] = [
-      { name: 'redis', check: async () => ({ ok: (await redis.ping()) === 'PONG', detail: embedded ? 'embedded' : displayRedis(redisTarget) }) },
+      { name: 'redis', check: async () => {
+        const now = outages.status();
+        return now.ok ? { ok: (await redis.ping()) === 'PONG', detail: where } : { ok: false, detail: `${where}: ${now.detail}` };
+      } },
       { name: 'database', check: async () => { await pingDb(db); return { ok: true, detail: dbTarget.kind }; } },
     ];
 
     // The audit log and the approval gateway: capability changes wait for an owner; all is recorded.
     // Requests that wait for a human are DMed to the owners by whichever gateway process runs the chat channels.
-    const ownerPrompts = new ChannelQueues(redisTarget, APPROVAL_PROMPTS);
+    const ownerPrompts = new ChannelQueues(redisTarget, APPROVAL_PROMPTS, logger);
     closers.push(() => ownerPrompts.close());
     // One leak detector for the process (the vault's secrets and the LLM key), rebuilt when the vault changes.
     const hubSecrets = config.llm.api_key ? [{ name: 'llm.api_key', value: config.llm.api_key }] : [];
@@ -206,8 +227,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     if (role === 'all' || role === 'gateway') {
       apiToken = loadApiToken(home, true);
       for (const name of ['web', 'cli'] as const) adapters.set(name, new WebChannel(name, redis));
-      const sub = createRedis(redisTarget);
-      sub.on('error', (err) => logger.warn({ err: err.message }, 'redis subscriber connection error'));
+      const sub = watchRedisErrors(createRedis(redisTarget), 'web subscriber', logger);
       const fanout = new WebFanout(sub);
       await fanout.start();
       closers.push(() => fanout.stop());
@@ -228,8 +248,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
       chatRoutes = chat.registerRoutes;
       // Drafts of long replies while the model writes them, for the adapters that show them.
       if (chat.drafts.size > 0) {
-        const draftSub = createRedis(redisTarget);
-        draftSub.on('error', (err) => logger.warn({ err: err.message }, 'redis draft subscriber connection error'));
+        const draftSub = watchRedisErrors(createRedis(redisTarget), 'draft subscriber', logger);
         const feed = new DraftFeed(draftSub, cipher, chat.drafts, logger);
         await feed.start();
         closers.push(() => feed.stop());
@@ -257,13 +276,24 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     workers.push(...routines.workers);
 
     // Workers first on shutdown: stop taking jobs, let in-flight turns finish (bounded), then the rest.
+    // Without Redis a graceful close never ends (a worker's quit waits behind commands it cannot
+    // send), so an outage, now or during the wait, ends it: the jobs are retried once Redis is back.
     closers.push(async () => {
+      if (!outages.status().ok) {
+        logger.warn({ redis: outages.status().detail }, 'Redis is unavailable: in-flight turns are stopped and retried when it is back');
+        for (const w of workers) w.cancelAllJobs('shutdown');
+        return Promise.all(workers.map((w) => w.close(true)));
+      }
       const graceful = Promise.all(workers.map((w) => w.close()));
       const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), config.worker.shutdown_ms).unref());
-      if ((await Promise.race([graceful, timeout])) === 'timeout') {
-        logger.warn({ waitedMs: config.worker.shutdown_ms }, 'in-flight turns did not finish; they go back to the queue and are retried');
+      const outage = outages.whenUnavailable().then(() => 'outage' as const);
+      const outcome = await Promise.race([graceful, timeout, outage]);
+      if (outcome === 'timeout' || outcome === 'outage') {
+        logger.warn({ waitedMs: config.worker.shutdown_ms }, outcome === 'outage' ? 'Redis became unavailable while stopping: in-flight turns are stopped and retried when it is back' : 'in-flight turns did not finish; they go back to the queue and are retried');
         for (const w of workers) w.cancelAllJobs('shutdown');
-        await Promise.all(workers.map((w) => w.close(true)));
+        // close(true) now would only return the close already under way; dropping the connections ends it.
+        if (outcome === 'outage') await Promise.all(workers.map((w) => w.disconnect().catch(() => undefined)));
+        await graceful;
       }
     });
 
@@ -277,7 +307,7 @@ export async function startHub(opts: { loaded: LoadedConfig; role: Role; logger:
     };
 
     const server: FastifyInstance = await createServer({
-      logger, metrics, checks, bodyLimit: config.server.body_limit, beforeScrape: queueDepth, ...(web ? { web } : {}),
+      logger, metrics, checks, live: () => outages.status(), bodyLimit: config.server.body_limit, beforeScrape: queueDepth, ...(web ? { web } : {}),
       // The name the hub listens on is one it answers to (IPs and loopback names always are).
       access: { apiToken, sessions, allowedHosts: [...config.server.allowed_hosts, config.server.host] },
       metricsNeedToken: !isLoopback(config.server.host) && apiToken !== undefined,

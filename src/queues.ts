@@ -1,6 +1,8 @@
 import { Queue, type ConnectionOptions, type JobsOptions, type WorkerOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { CHANNEL_NAME } from './channels/contract.js';
+import type { Logger } from './logger.js';
+import { RedisOutages, RedisUnavailableError } from './redis/outages.js';
 
 /**
  * The two queues of the design: channels → agent ("inbound"), agent → channels ("outbound"). The
@@ -17,8 +19,14 @@ export const PREFIX = 'bulwark';
 /** How to reach Redis: a URL (redis://, rediss://, redis+unix:///path) or the embedded server's unix socket. */
 export type RedisTarget = { url: string } | { path: string };
 
+/**
+ * Reconnect soon and keep trying every 2 s at most: BullMQ's own default backs off to 20 s, so
+ * after a long outage its queues and workers would lag behind a Redis that is back for that long.
+ */
+const reconnectDelay = (attempt: number) => Math.min(attempt * 100, 2_000);
+
 export function redisOptions(target: RedisTarget, extra: RedisOptions = {}): RedisOptions {
-  const base: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, ...extra };
+  const base: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, retryStrategy: reconnectDelay, ...extra };
   if ('path' in target) return { ...base, path: target.path };
   const u = new URL(target.url);
   if (u.protocol === 'redis+unix:') return { ...base, path: decodeURIComponent(u.pathname) };
@@ -35,6 +43,59 @@ export function redisOptions(target: RedisTarget, extra: RedisOptions = {}): Red
 
 export function createRedis(target: RedisTarget, extra: RedisOptions = {}): Redis {
   return new Redis(redisOptions(target, extra));
+}
+
+/**
+ * For connections that serve requests (the hub's shared command connection, queue producers): while
+ * Redis is down a command fails at once instead of waiting in ioredis' offline queue for a
+ * reconnect that may never come (an HTTP request would hang, start-up would retry forever); one
+ * already sent is given up after one reconnect attempt or COMMAND_TIMEOUT_MS. Workers' blocking
+ * connections keep the patient defaults: they wait for Redis and carry on by themselves.
+ */
+export const COMMAND_TIMEOUT_MS = 5_000;
+export const FAIL_FAST: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: COMMAND_TIMEOUT_MS };
+
+/**
+ * The fail-fast command connection, once it is ready; rejects with the last connection error when
+ * Redis does not answer within `timeoutMs` (a fail-fast client rejects commands until it is ready).
+ */
+export async function connectCommandRedis(target: RedisTarget, timeoutMs: number): Promise<Redis> {
+  const client = createRedis(target, FAIL_FAST);
+  let last: Error | undefined;
+  const onError = (err: Error) => { last = err; };
+  client.on('error', onError);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(last ?? new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      client.once('ready', () => { clearTimeout(timer); resolve(); });
+    });
+  } catch (err) {
+    client.disconnect();
+    throw err;
+  } finally {
+    client.off('error', onError);
+  }
+  return client;
+}
+
+const outagesByLogger = new WeakMap<Logger, RedisOutages>();
+
+/**
+ * The process' outage log for this logger (the hub installs its own with `use` before it opens any
+ * connection). Every Redis client, BullMQ queue and worker reports here, so an outage is one line.
+ */
+export function redisOutages(logger: Logger, use?: RedisOutages): RedisOutages {
+  let o = use ?? outagesByLogger.get(logger);
+  if (!o) o = new RedisOutages(logger, 'redis');
+  outagesByLogger.set(logger, o);
+  return o;
+}
+
+/** Gives an emitter of Redis errors (client, Queue, Worker) the one 'error' listener it needs. */
+export function watchRedisErrors<T extends { on(event: 'error', listener: (err: Error) => void): unknown }>(emitter: T, name: string, logger: Logger | undefined): T {
+  // Without a logger (a test's own queue) the errors surface in the calls that meet them.
+  if (!logger) { emitter.on('error', () => undefined); return emitter; }
+  return redisOutages(logger).watch(name, emitter);
 }
 
 /** Redis connection shown to a human: never the password. */
@@ -84,8 +145,9 @@ export function lockedWorkerOptions(target: RedisTarget, o: { concurrency: numbe
   };
 }
 
-export function createQueue(name: string, target: RedisTarget): Queue {
-  return new Queue(name, { connection: bullConnection(target), prefix: PREFIX });
+/** A producer queue: fail-fast connection (see FAIL_FAST), errors to the outage log. */
+export function createQueue(name: string, target: RedisTarget, logger?: Logger): Queue {
+  return watchRedisErrors(new Queue(name, { connection: redisOptions(target, FAIL_FAST) as ConnectionOptions, prefix: PREFIX }), `queue ${name}`, logger);
 }
 
 /** A family of queues with one per channel ("<base>-<channel>"), created when first used. */
@@ -93,16 +155,19 @@ export class ChannelQueues {
   private readonly queues = new Map<string, Queue>();
   /** One connection for all of them (adding jobs and reading counts never block). */
   private connection: Redis | undefined;
-  constructor(private readonly target: RedisTarget, private readonly base = OUTBOUND) {}
+  constructor(private readonly target: RedisTarget, private readonly base = OUTBOUND, private readonly logger?: Logger) {}
 
   /** The queue of one channel (a name the contract validated: lowercase letters, digits, '-'). */
   for(channel: string): Queue {
     if (!CHANNEL_NAME.test(channel)) throw new Error(`"${channel.slice(0, 40)}" is not a channel name`);
     let q = this.queues.get(channel);
     if (!q) {
-      // Connection errors surface in the calls (add, counts) that meet them; no separate report.
-      this.connection ??= createRedis(this.target).on('error', () => undefined);
-      this.queues.set(channel, (q = new Queue(`${this.base}-${channel}`, { connection: this.connection, prefix: PREFIX })));
+      // BullMQ would wait for a lost connection to come back before a new queue's first command.
+      const lost = this.connection?.status === 'reconnecting' || this.connection?.status === 'end';
+      if (lost) throw new RedisUnavailableError(`the connection of the ${this.base} queues is ${this.connection!.status}`);
+      this.connection ??= watchRedisErrors(createRedis(this.target, FAIL_FAST), `${this.base} queues`, this.logger);
+      q = watchRedisErrors(new Queue(`${this.base}-${channel}`, { connection: this.connection, prefix: PREFIX }), `queue ${this.base}-${channel}`, this.logger);
+      this.queues.set(channel, q);
     }
     return q;
   }

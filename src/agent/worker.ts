@@ -11,7 +11,7 @@ import type { LlmConfig } from '../config/schema.js';
 import type { ConversationStore, StoredMessage } from '../conversations/store.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { INBOUND, lockedWorkerOptions, type OutboundQueues, type RedisTarget } from '../queues.js';
+import { INBOUND, lockedWorkerOptions, watchRedisErrors, type OutboundQueues, type RedisTarget } from '../queues.js';
 import { ConversationGate } from './gate.js';
 import { NO_MODEL_REPLY } from './llm.js';
 import { LlmUnavailableError, runTurn } from './loop.js';
@@ -185,6 +185,5 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
   }
 
   const worker = new Worker(INBOUND, process, lockedWorkerOptions(deps.redisTarget, { concurrency: deps.concurrency, lockMs: deps.lockMs, maxStalledCount: 3 }));
-  worker.on('error', (err) => logger.error({ err: err.message }, 'inbound worker error'));
-  return worker;
+  return watchRedisErrors(worker, 'inbound worker', logger);
 }

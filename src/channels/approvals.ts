@@ -2,7 +2,7 @@ import { Worker, type Queue } from 'bullmq';
 import type { DecideOutcome } from '../approvals/gateway.js';
 import { describeChange, type ApprovalRequest, type Decider, type Decision } from '../approvals/types.js';
 import type { Logger } from '../logger.js';
-import { PREFIX, bullConnection, type RedisTarget } from '../queues.js';
+import { PREFIX, bullConnection, watchRedisErrors, type RedisTarget } from '../queues.js';
 
 /*
  * Owners decide capability requests from chat: `/approve ID` / `/deny ID` (every platform, through
@@ -104,7 +104,7 @@ export function startOwnerPrompts(opts: { redisTarget: RedisTarget; get(id: stri
       await prompt(req);
     }, { connection: bullConnection(opts.redisTarget), prefix: PREFIX, concurrency: 4 });
     worker.on('failed', (job, err) => opts.logger.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'could not send an approval request to the owners (retrying)'));
-    worker.on('error', (err) => opts.logger.error({ err: err.message }, 'approval prompt worker error'));
+    watchRedisErrors(worker, `approval prompt worker ${queue}`, opts.logger);
     return worker;
   };
   const all = async (req: ApprovalRequest) => {

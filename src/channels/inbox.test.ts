@@ -3,14 +3,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import type { Queue } from 'bullmq';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startRedis, type Service } from '../../test/support/services.js';
 import { openDb, resolveDbTarget, type Db } from '../db/client.js';
-import { createQueue, INBOUND } from '../queues.js';
+import type { TextCipher } from '../conversations/cipher.js';
+import { createQueue, INBOUND, PREFIX } from '../queues.js';
 import { openVaultOn } from '../vault/index.js';
 import { inboundJobId, type InboundMessage } from './contract.js';
-import { Inbox, pendingKey } from './inbox.js';
+import { dedupeKey, Inbox, pendingKey } from './inbox.js';
 
 describe('inbox: dedupe and per-conversation order (real Redis, real cipher)', () => {
   let svc: Service;
@@ -75,5 +76,50 @@ describe('inbox: dedupe and per-conversation order (real Redis, real cipher)', (
     assert.equal(a, 'c_firsttry001');
     assert.equal(b, 'c_firsttry001', 'the retry lands where the first try went');
     assert.equal(other, 'c_othercli001', 'another channel is another client');
+  });
+});
+
+/** Sealing is not what these tests are about: a pass-through cipher keeps them about Redis. */
+const plain: TextCipher = { seal: async (_c, _ctx, text) => text, open: async (_c, _ctx, sealed) => sealed };
+const message = (messageId: string) => ({
+  channel: 'web', accountId: 'local', chatId: 'c_inboxtest1', conversationId: 'c_inboxtest1', messageId,
+  chatType: 'dm' as const, sender: { id: 'owner', name: 'owner', isBot: false }, text: 'hello', receivedAt: Date.now(),
+});
+
+describe('inbox: a message that could not be queued (real Redis)', () => {
+  let svc: Service;
+  let redis: Redis;
+  let queue: Queue;
+  before(async () => {
+    svc = await startRedis();
+    redis = new Redis(svc.url);
+    queue = new Queue(INBOUND, { connection: { host: '127.0.0.1', port: Number(new URL(svc.url).port) }, prefix: PREFIX });
+  });
+  after(async () => { await queue.close(); redis.disconnect(); await svc.stop(); });
+  beforeEach(async () => { await redis.flushall(); });
+
+  it('a message whose job could not be queued leaves nothing behind, and its retry is accepted', async () => {
+    const failing = Object.assign(Object.create(queue) as Queue, { add: async () => { throw new Error("Stream isn't writeable and enableOfflineQueue options is false"); } });
+    const msg = message('m_notqueued');
+    const jobId = inboundJobId(msg);
+    await assert.rejects(new Inbox(redis, failing, plain).accept(msg), /Stream isn't writeable/);
+    assert.equal(await redis.exists(dedupeKey(jobId)), 0, 'no dedupe marker');
+    assert.equal(await redis.zscore(pendingKey(msg.conversationId), jobId), null, 'not pending in its conversation');
+
+    const retried = await new Inbox(redis, queue, plain).accept(msg);
+    assert.equal(retried.duplicate, false);
+    assert.ok(await queue.getJob(jobId));
+  });
+
+  it('a failed add whose job did get queued (e.g. by a concurrent retry) keeps the marker and the pending entry', async () => {
+    const msg = message('m_queuedanyway');
+    const jobId = inboundJobId(msg);
+    const flaky = Object.assign(Object.create(queue) as Queue, {
+      add: async (...args: Parameters<Queue['add']>) => { await queue.add(...args); throw new Error('Connection is closed.'); },
+    });
+    await assert.rejects(new Inbox(redis, flaky, plain).accept(msg), /Connection is closed/);
+    assert.equal(await redis.get(dedupeKey(jobId)), 'pending');
+    assert.notEqual(await redis.zscore(pendingKey(msg.conversationId), jobId), null);
+    assert.equal((await new Inbox(redis, queue, plain).accept(msg)).duplicate, true);
   });
 });

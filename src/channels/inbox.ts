@@ -52,6 +52,13 @@ if v then return v end
 redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return ARGV[1]`;
 
+/** Undoes MARK for a message whose job is not in the queue (no job hash), so its retry starts clean. */
+const UNMARK = `
+if redis.call('exists', KEYS[3]) == 1 then return 0 end
+redis.call('del', KEYS[1])
+redis.call('zrem', KEYS[2], ARGV[1])
+return 1`;
+
 export interface Accepted { jobId: string; duplicate: boolean }
 
 /**
@@ -90,7 +97,10 @@ export class Inbox {
     try {
       await this.queue.add('turn', payload, { ...INBOUND_JOB_OPTIONS, jobId });
     } catch (err) {
-      await this.redis.del(dedupeKey(jobId)).catch(() => undefined);
+      // Not accepted, so nothing of it stays: no marker, no place in the conversation's order. Unless
+      // the job is there after all (the add got through before the error, or a concurrent retry's
+      // did). With Redis down this fails too; a retry then finds "pending" and no job, and goes on.
+      await this.redis.eval(UNMARK, 3, dedupeKey(jobId), pendingKey(msg.conversationId), this.queue.toKey(jobId), jobId).catch(() => undefined);
       throw err;
     }
     // Ids and size only: the body never goes into the audit log. Committed before the caller

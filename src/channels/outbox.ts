@@ -2,7 +2,7 @@ import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { TextCipher } from '../conversations/cipher.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { OUTBOUND, OUTBOUND_JOB_OPTIONS, PREFIX, bullConnection, outboundQueueName, type OutboundQueues, type RedisTarget } from '../queues.js';
+import { OUTBOUND, OUTBOUND_JOB_OPTIONS, PREFIX, bullConnection, outboundQueueName, watchRedisErrors, type OutboundQueues, type RedisTarget } from '../queues.js';
 import { CHANNEL_NAME, type ChannelAdapter, type OutboundMessage } from './contract.js';
 import { openOutbound } from './queue-payloads.js';
 import type { DurableAuditSink } from '../audit/log.js';
@@ -54,7 +54,7 @@ function channelOutbox(opts: OutboxOptions, channel: string): Worker {
     metrics.errors.inc({ where: 'send' });
     logger.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'reply delivery failed');
   });
-  worker.on('error', (err) => logger.error({ err: err.message }, 'outbound worker error'));
+  watchRedisErrors(worker, `outbound worker ${channel}`, logger);
   return worker;
 }
 
@@ -65,6 +65,6 @@ function legacyDrain(opts: OutboxOptions): Worker {
     if (typeof channel !== 'string' || !CHANNEL_NAME.test(channel)) throw new UnrecoverableError('an outbound job without a valid channel');
     await opts.outbound.for(channel).add(job.name, job.data, { ...OUTBOUND_JOB_OPTIONS, jobId: job.id! });
   }, { connection: bullConnection(opts.redisTarget), prefix: PREFIX, concurrency: 4 });
-  worker.on('error', (err) => opts.logger.error({ err: err.message }, 'outbound drain worker error'));
+  watchRedisErrors(worker, 'outbound drain worker', opts.logger);
   return worker;
 }

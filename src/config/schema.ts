@@ -8,6 +8,7 @@ export const ENV_KEYS = {
   BULWARK_BODY_LIMIT: 'server.body_limit',
   BULWARK_ALLOWED_HOSTS: 'server.allowed_hosts',
   REDIS_URL: 'redis.url',
+  BULWARK_REDIS_CONNECT_TIMEOUT_MS: 'redis.connect_timeout_ms',
   DATABASE_URL: 'database.url',
   BULWARK_LLM_PROVIDER: 'llm.provider',
   BULWARK_LLM_MODEL: 'llm.model',
@@ -189,7 +190,9 @@ export const configSchema = z.strictObject({
   server: serverSchema.default(serverSchema.parse({})),
   redis: z.strictObject({
     url: z.string().regex(/^(rediss?:\/\/|redis\+unix:\/\/\/)/, 'must be redis://[:password@]host:port[/db], rediss://… (TLS) or redis+unix:///path/to/redis.sock').optional(),
-  }).default({}),
+    /** How long start-up waits for Redis to answer before it gives up with "cannot reach Redis". */
+    connect_timeout_ms: positiveInt(600_000).default(10_000),
+  }).default({ connect_timeout_ms: 10_000 }),
   database: z.strictObject({
     url: z.string().regex(/^(file:|postgres(ql)?:\/\/)/, 'must be file:PATH (SQLite) or postgres://user:pass@host/db').optional(),
   }).default({}),

@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { registerWebRoutes, type WebRouteDeps } from '../channels/web/routes.js';
 import { installAccessControl, route, type AccessOptions } from './access.js';
+import { isRedisUnavailable, RETRY_AFTER_S } from '../redis/outages.js';
 
 /** One dependency /readyz checks: Redis, the database, each enabled channel. */
 export interface ReadinessCheck {
@@ -15,6 +16,8 @@ export interface ServerOptions {
   logger: Logger;
   metrics: Metrics;
   checks: ReadinessCheck[];
+  /** What /healthz reports, without a round trip (the Redis connection's status). */
+  live?: () => { ok: boolean; detail?: string };
   bodyLimit: number;
   /** Refreshes gauges (queue depth) right before a scrape. */
   beforeScrape?: () => Promise<void>;
@@ -51,6 +54,11 @@ export async function createServer(opts: ServerOptions): Promise<FastifyInstance
   app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((err: { statusCode?: number; message: string; code?: string }, req, reply) => {
+    // Redis down: the request was not taken (nothing half-written), so the client may simply retry.
+    if (!err.statusCode && isRedisUnavailable(err)) {
+      opts.metrics.errors.inc({ where: 'redis' });
+      return reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send({ error: `Redis is unavailable, so the hub cannot take this request now: retry in ${RETRY_AFTER_S} s (the hub reconnects by itself; \`bulwark status\` shows the state)` });
+    }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) {
       opts.metrics.errors.inc({ where: 'http' });
@@ -66,7 +74,10 @@ export async function createServer(opts: ServerOptions): Promise<FastifyInstance
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
-  app.get('/healthz', route('public'), async () => ({ ok: true }));
+  app.get('/healthz', route('public'), async (_req, reply) => {
+    const redis = opts.live?.() ?? { ok: true };
+    return redis.ok ? { ok: true } : reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send({ ok: false, redis: redis.detail });
+  });
   app.get('/readyz', route('public'), async (_req, reply) => {
     const checks = await runChecks(opts.checks);
     const ready = checks.every((c) => c.ok);

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { UserError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RedisTarget } from '../queues.js';
+import { RedisSupervisor, type RunningServer, type ServerState } from './supervisor.js';
 
 /** Where redis-server usually lives when it is not on PATH (Homebrew, distro sbin). */
 const EXTRA_DIRS = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/opt/homebrew/bin'];
@@ -35,7 +36,21 @@ export function redisServerVersion(bin: string): string | undefined {
   return /v=(\S+)/.exec(r.stdout ?? '')?.[1];
 }
 
-export interface EmbeddedRedis { target: RedisTarget; pid: number | undefined; stop(): Promise<void> }
+export interface EmbeddedRedis {
+  target: RedisTarget;
+  pid: number | undefined;
+  /** up, or restarting after it exited on its own, or down (it kept exiting and was given up). */
+  state(): ServerState;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedRedisOptions {
+  /** Told when the server exited on its own and when a restarted one answers (the hub's outage log). */
+  onExit?(reason: string): void;
+  onUp?(): void;
+  /** For tests: a restart waits for this. */
+  beforeRestart?(): Promise<void>;
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -68,7 +83,7 @@ async function ping(target: RedisTarget, password?: string): Promise<boolean> {
  * too long). Append-only persistence is on, because accepted messages live in Redis until handled.
  * A server left behind by a hub that was killed is adopted and stopped with this one.
  */
-export async function startEmbeddedRedis(home: string, logger: Logger): Promise<EmbeddedRedis> {
+export async function startEmbeddedRedis(home: string, logger: Logger, opts: EmbeddedRedisOptions = {}): Promise<EmbeddedRedis> {
   const bin = findRedisServer();
   if (!bin) {
     throw new UserError('Redis is required but redis-server was not found on PATH.', `install it (${redisInstallHint()}) or set REDIS_URL=redis://HOST:6379 to use an existing server`);
@@ -77,60 +92,64 @@ export async function startEmbeddedRedis(home: string, logger: Logger): Promise<
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const socket = join(dir, 'redis.sock');
   const pidFile = join(dir, 'redis.pid');
+  const logFile = join(dir, 'redis.log');
   const useSocket = socket.length < 100;
   const passFile = join(dir, 'password');
 
+  let target: RedisTarget;
+  let first: RunningServer;
+  const args = ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--logfile', logFile, '--pidfile', pidFile];
   if (useSocket && existsSync(socket) && (await ping({ path: socket }))) {
     const pid = Number(readFileSync(pidFile, 'utf8').trim()) || undefined;
     logger.warn({ socket, pid }, 'adopting a Redis server left running by an earlier hub');
-    return { target: { path: socket }, pid, stop: () => stopPid(pid, logger) };
-  }
-
-  let target: RedisTarget;
-  const args = ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory-policy', 'noeviction', '--daemonize', 'no', '--logfile', join(dir, 'redis.log'), '--pidfile', pidFile];
-  if (useSocket) {
-    rmSync(socket, { force: true });
-    args.push('--port', '0', '--unixsocket', socket, '--unixsocketperm', '700');
     target = { path: socket };
+    first = adopted(pid);
+    args.push('--port', '0', '--unixsocket', socket, '--unixsocketperm', '700');
   } else {
-    const port = await freePort();
-    const password = randomBytes(24).toString('base64url');
-    writeFileSync(passFile, password, { mode: 0o600 });
-    args.push('--port', String(port), '--bind', '127.0.0.1', '--requirepass', password);
-    target = { url: `redis://:${password}@127.0.0.1:${port}` };
+    if (useSocket) {
+      args.push('--port', '0', '--unixsocket', socket, '--unixsocketperm', '700');
+      target = { path: socket };
+    } else {
+      const port = await freePort();
+      const password = randomBytes(24).toString('base64url');
+      writeFileSync(passFile, password, { mode: 0o600 });
+      args.push('--port', String(port), '--bind', '127.0.0.1', '--requirepass', password);
+      target = { url: `redis://:${password}@127.0.0.1:${port}` };
+    }
+    first = await spawnServer(bin, args, target, logFile);
+    logger.info({ redis: useSocket ? `unix:${socket}` : '127.0.0.1 (tcp, password)', pid: first.pid }, 'started embedded redis');
   }
+  // The same arguments again: same data directory and AOF, same socket or port and password.
+  const supervisor = new RedisSupervisor(first, {
+    start: () => { if (useSocket) rmSync(socket, { force: true }); return spawnServer(bin, args, target, logFile); },
+    logger, logFile, ...opts,
+  });
+  return { target, get pid() { return supervisor.pid; }, state: () => supervisor.state, stop: () => supervisor.stop() };
+}
+
+/** Starts redis-server and resolves once it answers; a server that exits or never answers is an error. */
+async function spawnServer(bin: string, args: string[], target: RedisTarget, logFile: string): Promise<RunningServer> {
+  if ('path' in target) rmSync(target.path, { force: true });
   const child: ChildProcess = spawn(bin, args, { stdio: 'ignore', detached: false });
-  let exited = false;
-  child.once('exit', () => { exited = true; });
+  let exitedHow: string | undefined;
+  const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => { exitedHow = signal ? `signal ${signal}` : `code ${code}`; resolve(exitedHow); }));
   const deadline = Date.now() + 15_000;
   while (!(await ping(target))) {
-    if (exited || Date.now() > deadline) {
+    if (exitedHow || Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new UserError(`redis-server (${bin}) did not start.`, `see ${join(dir, 'redis.log')}; or set REDIS_URL to use another server`);
+      throw new UserError(`redis-server (${bin}) did not start${exitedHow ? ` (it exited: ${exitedHow})` : ''}.`, `see ${logFile}; or set REDIS_URL to use another server`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  logger.info({ redis: useSocket ? `unix:${socket}` : '127.0.0.1 (tcp, password)', pid: child.pid }, 'started embedded redis');
-  return {
-    target,
-    pid: child.pid,
-    stop: async () => {
-      if (exited) return;
-      const done = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await done;
-      clearTimeout(timer);
-    },
-  };
+  return { pid: child.pid, exited, kill: (signal) => { if (!exitedHow) child.kill(signal); } };
 }
 
-async function stopPid(pid: number | undefined, logger: Logger): Promise<void> {
-  if (!pid) return;
-  try { process.kill(pid, 'SIGTERM'); } catch { return; }
-  for (let i = 0; i < 200; i++) {
-    try { process.kill(pid, 0); } catch { return; }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  logger.warn({ pid }, 'adopted redis did not stop after SIGTERM');
+/** A server an earlier hub left running: not our child, so its exit is noticed by polling its PID. */
+function adopted(pid: number | undefined): RunningServer {
+  const isAlive = () => { if (!pid) return false; try { process.kill(pid, 0); return true; } catch { return false; } };
+  const exited = new Promise<string>((resolve) => {
+    const t = setInterval(() => { if (!isAlive()) { clearInterval(t); resolve('no longer running'); } }, 250);
+    t.unref();
+  });
+  return { pid, exited, kill: (signal) => { if (pid && isAlive()) { try { process.kill(pid, signal); } catch { /* gone */ } } } };
 }

@@ -68,7 +68,7 @@ export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
   const { config, home } = deps.loaded;
   const { logger } = deps;
   const owner = DEFAULT_OWNER;
-  const queue = createQueue(ROUTINES, deps.redisTarget);
+  const queue = createQueue(ROUTINES, deps.redisTarget, logger);
   const store = new RoutineStore(deps.db, deps.webhookKeys);
   const workers: Worker[] = [];
   let timer: NodeJS.Timeout | undefined;

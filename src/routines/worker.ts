@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { Counter } from 'prom-client';
 import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
-import { lockedWorkerOptions, type RedisTarget } from '../queues.js';
+import { lockedWorkerOptions, watchRedisErrors, type RedisTarget } from '../queues.js';
 import { RoutineLock } from './lock.js';
 import { ROUTINES, runIdOf, scheduledAtOf, tickSchema } from './queue.js';
 import { executeRun, type RunDeps } from './run.js';
@@ -66,6 +66,6 @@ export function startRoutineWorker(deps: RoutineWorkerDeps): Worker {
   }
 
   const worker = new Worker(ROUTINES, runJob, lockedWorkerOptions(deps.redisTarget, { concurrency: deps.concurrency, lockMs: deps.lockMs, maxStalledCount: 1 }));
-  worker.on('error', (err) => logger.error({ err: err.message }, 'routines worker error'));
+  watchRedisErrors(worker, 'routines worker', logger);
   return worker;
 }

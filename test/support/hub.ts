@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ToolRegistry } from '../../src/agent/tools.js';
 import { loadConfig } from '../../src/config/load.js';
-import { startHub, type Hub, type Role } from '../../src/hub.js';
+import { startHub, type Hub, type HubOptions, type Role } from '../../src/hub.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
 
 /** A small client of the hub's HTTP API, as a browser or `bulwark chat` would use it. */
@@ -51,11 +51,11 @@ export class ApiClient {
 export interface TestHub { hub: Hub; url: string; home: string; token: string; api: ApiClient; close(): Promise<void> }
 
 /** Starts a hub in this process with a temp data directory and the given environment. */
-export async function startTestHub(opts: { env: Record<string, string>; tools?: ToolRegistry; role?: Role }): Promise<TestHub> {
+export async function startTestHub(opts: { env: Record<string, string>; tools?: ToolRegistry; role?: Role; embeddedRedis?: HubOptions['embeddedRedis'] }): Promise<TestHub> {
   const home = mkdtempSync(join(tmpdir(), 'bulwark-test-'));
   const loaded = loadConfig({ BULWARK_HOME: home, BULWARK_PORT: '0', ...opts.env }, home);
   const logger = process.env.DEBUG ? createLogger({ level: 'debug', pretty: false }) : silentLogger();
-  const hub = await startHub({ loaded, role: opts.role ?? 'all', logger, ...(opts.tools ? { tools: opts.tools } : {}) });
+  const hub = await startHub({ loaded, role: opts.role ?? 'all', logger, ...(opts.tools ? { tools: opts.tools } : {}), ...(opts.embeddedRedis ? { embeddedRedis: opts.embeddedRedis } : {}) });
   const token = readFileSync(join(home, 'api-token'), 'utf8').trim();
   return {
     hub, url: hub.url, home, token, api: new ApiClient(hub.url, token),
