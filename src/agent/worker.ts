@@ -12,6 +12,7 @@ import type { ConversationStore, StoredMessage } from '../conversations/store.js
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { INBOUND, lockedWorkerOptions, type OutboundQueues, type RedisTarget } from '../queues.js';
+import type { LlmAdmission } from './admission.js';
 import { ConversationGate } from './gate.js';
 import { NO_MODEL_REPLY } from './llm.js';
 import { LlmUnavailableError, runTurn } from './loop.js';
@@ -35,6 +36,8 @@ export interface AgentWorkerDeps {
   cipher: TextCipher;
   model: LanguageModel | undefined;
   llm: LlmConfig;
+  /** Fair LLM call slots and the model's circuit breaker (one per process, see admission.ts). */
+  admission?: LlmAdmission;
   tools: ToolRegistry;
   metrics: Metrics;
   logger: Logger;
@@ -88,6 +91,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
         signal,
         logger,
         replyFiles,
+        ...(deps.admission ? { admission: deps.admission } : {}),
         onStep: (s) => {
           metrics.llmDuration.observe({ provider, outcome: s.ok ? 'ok' : 'error' }, s.ms / 1000);
           metrics.llmTokens.inc({ provider, kind: 'input' }, s.inputTokens);

@@ -1,0 +1,39 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { FairQueue } from './fair-queue.js';
+
+describe('FairQueue', () => {
+  it('serves owners in turn, each owner in order, so one long line does not starve a single item', () => {
+    const q = new FairQueue<string>({ maxRunning: 10, maxQueued: 100 });
+    for (let i = 0; i < 5; i++) q.push('a', `a${i}`);
+    q.push('b', 'b0');
+    q.push('c', 'c0');
+    const order = Array.from({ length: 7 }, () => q.take()!.item);
+    assert.deepEqual(order, ['a0', 'b0', 'c0', 'a1', 'a2', 'a3', 'a4']);
+    assert.equal(q.take(), undefined);
+  });
+
+  it('skips an owner at its running cap until one of its items is done', () => {
+    const q = new FairQueue<string>({ maxRunning: 1, maxQueued: 100 });
+    q.push('a', 'a0'); q.push('a', 'a1'); q.push('b', 'b0');
+    assert.equal(q.take()!.item, 'a0');
+    assert.equal(q.take()!.item, 'b0');
+    assert.equal(q.take(), undefined, 'a already runs one');
+    q.done('a');
+    assert.equal(q.take()!.item, 'a1');
+  });
+
+  it('refuses an item beyond the owner\'s queue cap, and only for that owner', () => {
+    const q = new FairQueue<number>({ maxRunning: 1, maxQueued: 2 });
+    assert.equal(q.push('a', 1), true);
+    assert.equal(q.push('a', 2), true);
+    assert.equal(q.push('a', 3), false);
+    assert.equal(q.push('b', 4), true);
+    assert.equal(q.size, 3);
+    assert.equal(q.remove('a', 1), true);
+    assert.equal(q.remove('a', 1), false);
+    assert.equal(q.push('a', 5), true);
+    assert.deepEqual(q.drain().sort(), [2, 4, 5]);
+    assert.equal(q.size, 0);
+  });
+});
