@@ -37,3 +37,24 @@ describe('FairQueue', () => {
     assert.equal(q.size, 0);
   });
 });
+
+describe('FairQueue usage', () => {
+  it('serves the owner that used the resource least lately first, and lets usage fade', () => {
+    let clock = 0;
+    const q = new FairQueue<string>({ maxRunning: 10, maxQueued: 100, halfLifeMs: 1000, now: () => clock });
+    q.push('busy', 'b0');
+    q.take();
+    q.done('busy', 2000);
+    q.push('busy', 'b1');
+    q.push('quiet', 'q0');
+    assert.equal(q.take()!.item, 'q0', 'the owner that has not used the workers goes first');
+    q.done('quiet', 5);
+    assert.equal(q.take()!.item, 'b1');
+    q.done('busy', 2000);
+    q.push('busy', 'b2');
+    q.push('quiet', 'q1');
+    clock += 12_000;
+    q.push('new', 'n0');
+    assert.deepEqual([q.take()!.item, q.take()!.item, q.take()!.item], ['b2', 'q1', 'n0'], 'after twelve half-lives everyone is equal again: plain turn order');
+  });
+});
