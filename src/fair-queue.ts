@@ -4,14 +4,16 @@
  * owner with sixty items waiting cannot make another owner's single item wait behind them.
  * Each owner may have at most `maxRunning` items started and `maxQueued` waiting.
  *
- * Owners that used the resource least lately go first (usage reported with `done`, halving every
- * `halfLifeMs`): a conversation that asks for one short run is not placed behind every
- * conversation that keeps the workers spinning, only behind those that used less than it.
+ * Owners that used the resource least lately go first (the time their items held it, counted while
+ * they run and halving every `halfLifeMs` after): a conversation that asks for one short run is
+ * not placed behind every conversation that keeps the workers spinning, only behind those that
+ * used less than it.
  */
 export class FairQueue<T> {
   /** Owners with items waiting, in the order they are served (a served owner moves to the back). */
   private readonly waiting = new Map<string, T[]>();
-  private readonly running = new Map<string, number>();
+  /** Start times of each owner's items that run. */
+  private readonly running = new Map<string, number[]>();
   private readonly usage = new Map<string, { value: number; at: number }>();
   private count = 0;
   private readonly now: () => number;
@@ -32,7 +34,7 @@ export class FairQueue<T> {
   }
 
   runningFor(owner: string): number {
-    return this.running.get(owner) ?? 0;
+    return this.running.get(owner)?.length ?? 0;
   }
 
   /** Adds an item; false (and nothing added) when the owner already has `maxQueued` waiting. */
@@ -58,10 +60,10 @@ export class FairQueue<T> {
 
   /**
    * The next item to start: among owners below their running cap, the one that used least lately
-   * (first in turn among equals) gives its oldest item and goes to the back of the line. The
-   * caller calls `done(owner, cost)` when it ends.
+   * (first in turn among equals) gives its oldest item and goes to the back of the line. Call the
+   * returned `done` when the item ends.
    */
-  take(): { owner: string; item: T } | undefined {
+  take(): { owner: string; item: T; done: () => void } | undefined {
     const now = this.now();
     let best: string | undefined;
     let bestUsage = Number.POSITIVE_INFINITY;
@@ -72,32 +74,42 @@ export class FairQueue<T> {
       if (u === 0) break;
     }
     if (best === undefined) return undefined;
-    const list = this.waiting.get(best)!;
+    const owner = best;
+    const list = this.waiting.get(owner)!;
     const item = list.shift()!;
-    this.waiting.delete(best);
-    if (list.length > 0) this.waiting.set(best, list);
+    this.waiting.delete(owner);
+    if (list.length > 0) this.waiting.set(owner, list);
     this.count--;
-    this.running.set(best, this.runningFor(best) + 1);
-    return { owner: best, item };
+    const starts = this.running.get(owner) ?? [];
+    starts.push(now);
+    this.running.set(owner, starts);
+    let finished = false;
+    return { owner, item, done: () => { if (!finished) { finished = true; this.finish(owner, now); } } };
   }
 
-  /** An item handed out by `take` has finished; `cost` is what it used (e.g. milliseconds of a worker). */
-  done(owner: string, cost = 0): void {
-    const n = this.runningFor(owner) - 1;
-    if (n > 0) this.running.set(owner, n);
-    else this.running.delete(owner);
+  private finish(owner: string, startedAt: number): void {
+    const starts = this.running.get(owner) ?? [];
+    starts.splice(starts.indexOf(startedAt), 1);
+    if (starts.length === 0) this.running.delete(owner);
     const now = this.now();
-    const value = this.usageOf(owner, now) + cost;
-    if (value > 0) this.usage.set(owner, { value, at: now });
+    const value = this.pastUsage(owner, now) + (now - startedAt);
+    if (value >= 1) this.usage.set(owner, { value, at: now });
+    else this.usage.delete(owner);
     // Forget owners whose usage has faded, so the map does not grow with every conversation ever seen.
-    if (this.usage.size > 1024) for (const [o] of this.usage) if (this.usageOf(o, now) < 1) this.usage.delete(o);
+    if (this.usage.size > 1024) for (const [o] of this.usage) if (this.pastUsage(o, now) < 1) this.usage.delete(o);
   }
 
+  /** Finished items' time, faded, plus the time so far of the items still running. */
   private usageOf(owner: string, now: number): number {
-    const u = this.usage.get(owner);
-    const v = u ? u.value * 2 ** (-(now - u.at) / this.halfLifeMs) : 0;
-    // Below one unit (a millisecond of a worker) owners count as equal and take plain turns.
+    let v = this.pastUsage(owner, now);
+    for (const t of this.running.get(owner) ?? []) v += now - t;
+    // Below one unit (a millisecond) owners count as equal and take plain turns.
     return v < 1 ? 0 : v;
+  }
+
+  private pastUsage(owner: string, now: number): number {
+    const u = this.usage.get(owner);
+    return u ? u.value * 2 ** (-(now - u.at) / this.halfLifeMs) : 0;
   }
 
   /** Removes and returns every waiting item (closing down). */

@@ -41,7 +41,7 @@ export class LlmSlots {
         if (released) return;
         released = true;
         this.inFlight--;
-        this.waiting.done(next.owner);
+        next.done();
         this.pump();
       });
     }
