@@ -60,18 +60,20 @@ export class FairQueue<T> {
 
   /**
    * The next item to start: among owners below their running cap, the one that used least lately
-   * (first in turn among equals) gives its oldest item and goes to the back of the line. Call the
+   * (then the one with fewest waiting, then first in turn) gives its oldest item and goes to the back of the line. Call the
    * returned `done` when the item ends.
    */
   take(): { owner: string; item: T; done: () => void } | undefined {
     const now = this.now();
     let best: string | undefined;
     let bestUsage = Number.POSITIVE_INFINITY;
-    for (const owner of this.waiting.keys()) {
+    let bestQueued = Number.POSITIVE_INFINITY;
+    for (const [owner, list] of this.waiting) {
       if (this.runningFor(owner) >= this.caps.maxRunning) continue;
       const u = this.usageOf(owner, now);
-      if (u < bestUsage) { best = owner; bestUsage = u; }
-      if (u === 0) break;
+      // Among equals, the owner asking for less goes first: one run is not queued behind floods.
+      if (u < bestUsage || (u === bestUsage && list.length < bestQueued)) { best = owner; bestUsage = u; bestQueued = list.length; }
+      if (u === 0 && list.length === 1) break;
     }
     if (best === undefined) return undefined;
     const owner = best;

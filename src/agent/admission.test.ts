@@ -68,7 +68,7 @@ describe('LLM admission: fair slots and the circuit breaker (real HTTP stand-in)
     const waits = ['a', 'a', 'a', 'b'].map((owner) => slots.acquire(owner).then((release) => { granted.push(owner); release(); }));
     first();
     await Promise.all(waits);
-    assert.deepEqual(granted, ['a', 'b', 'a', 'a']);
+    assert.deepEqual(granted, ['b', 'a', 'a', 'a'], 'b asks for one call, a for three: b is not queued behind them');
   });
 
   it('a waiting call that is cancelled gives up its place', async () => {
