@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import { createLlmAdmission } from './agent/admission.js';
 import { createModel, describeModel } from './agent/llm.js';
 import { ToolRegistry } from './agent/tools.js';
 import { createAgentToolset } from './agent/codeact.js';
@@ -261,7 +262,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       const model = createModel(config.llm, llmGuard);
       if (!model) logger.warn('no LLM configured: chat messages get a reply explaining how to configure one');
       workers.push(startAgentWorker({
-        redisTarget, redis, inbound, outbound, store, cipher, model, llm: config.llm, tools: toolset.tools,
+        redisTarget, redis, inbound, outbound, store, cipher, model, llm: config.llm, admission: createLlmAdmission(config.llm), tools: toolset.tools,
         promptExtras: toolset.promptExtras, metrics, logger, concurrency: config.worker.concurrency, lockMs: config.worker.lock_ms,
         commands: routines.chatCommand,
         guard,

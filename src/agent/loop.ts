@@ -1,6 +1,7 @@
 import { generateText, stepCountIs, streamText, tool, type LanguageModel, type ModelMessage, type StopCondition, type ToolSet } from 'ai';
 import type { FileRef } from '../channels/contract.js';
 import type { Logger } from '../logger.js';
+import { admitted, type LlmAdmission } from './admission.js';
 import type { ToolRegistry } from './tools.js';
 
 export interface TurnLimits {
@@ -30,6 +31,8 @@ export interface TurnInput {
   /** Called with the reply text so far while the model streams (only when `stream`). */
   onText?: (textSoFar: string) => void;
   onStep?: (step: { ms: number; inputTokens: number; outputTokens: number; ok: boolean }) => void;
+  /** Fair slots and the model's circuit breaker, shared by the turns of this process. */
+  admission?: LlmAdmission;
 }
 
 export interface TurnResult {
@@ -95,7 +98,7 @@ export async function runTurn(input: TurnInput): Promise<TurnResult> {
   let stepText = '';
   const tools = toolSet(input.tools, input);
   const settings = {
-    model: input.model,
+    model: admitted(input.model, input.admission, input.conversationId, input.signal),
     system: input.system,
     messages: input.messages,
     ...(Object.keys(tools).length > 0 ? { tools } : {}),

@@ -12,6 +12,7 @@ import type { ConversationStore, StoredMessage } from '../conversations/store.js
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { INBOUND, lockedWorkerOptions, watchRedisErrors, type OutboundQueues, type RedisTarget } from '../queues.js';
+import type { LlmAdmission } from './admission.js';
 import { ConversationGate } from './gate.js';
 import { NO_MODEL_REPLY } from './llm.js';
 import { LlmUnavailableError, runTurn } from './loop.js';
@@ -35,6 +36,8 @@ export interface AgentWorkerDeps {
   cipher: TextCipher;
   model: LanguageModel | undefined;
   llm: LlmConfig;
+  /** Fair LLM call slots and the model's circuit breaker (one per process, see admission.ts). */
+  admission?: LlmAdmission;
   tools: ToolRegistry;
   metrics: Metrics;
   logger: Logger;
@@ -57,14 +60,6 @@ function toModelMessages(history: StoredMessage[]): ModelMessage[] {
   return history.map((m) => (m.role === 'user'
     ? { role: 'user', content: m.text }
     : { role: 'assistant', content: [m.text, ...m.files.map(sentFileLine)].join('\n') }));
-}
-
-/**
- * How long a turn waits before trying again when its conversation is busy: short at first, longer
- * the longer it has waited (a long LLM turn is not polled hard). `leave` wakes the next turn sooner.
- */
-function gateRetryMs(receivedAt: number): number {
-  return Math.min(1000, Math.max(20, (Date.now() - receivedAt) / 4)) + Math.floor(Math.random() * 20);
 }
 
 /**
@@ -96,6 +91,7 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
         signal,
         logger,
         replyFiles,
+        ...(deps.admission ? { admission: deps.admission } : {}),
         onStep: (s) => {
           metrics.llmDuration.observe({ provider, outcome: s.ok ? 'ok' : 'error' }, s.ms / 1000);
           metrics.llmTokens.inc({ provider, kind: 'input' }, s.inputTokens);
@@ -123,19 +119,25 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
     }
     const conversationId = msg.conversationId;
     const lease = await gate.tryEnter(conversationId, jobId);
-    if (typeof lease === 'string') {
-      await job.moveToDelayed(Date.now() + gateRetryMs(msg.receivedAt), token);
+    if (!('token' in lease)) {
+      // Parked: a delayed job holds no worker slot; the turn before it wakes it on leaving.
+      await job.moveToDelayed(Date.now() + lease.retryInMs, token);
+      await gate.parked(conversationId).catch((err) => logger.warn({ conversationId, err: (err as Error).message }, 'could not check a parked turn'));
       throw new DelayedError();
     }
     const keepAlive = setInterval(() => {
       gate.extend(lease).then((ok) => { if (!ok) logger.warn({ conversationId }, 'lost the conversation lock during a turn'); }, () => undefined);
+      // A turn woken the instant it parked can start while BullMQ still untracks its parked run
+      // (same job id), which would stop BullMQ renewing this run's lock; renew it here as well.
+      if (token) job.extendLock(token, deps.lockMs).catch(() => undefined);
     }, Math.max(1000, Math.floor(deps.lockMs / 3)));
     let left = false;
+    let willRetry = false;
     const leave = async () => {
       if (left) return;
       left = true;
       clearInterval(keepAlive);
-      await gate.leave(lease).catch((err) => logger.warn({ err: (err as Error).message }, 'could not release conversation'));
+      await gate.leave(lease, { keepPlace: willRetry }).catch((err) => logger.warn({ err: (err as Error).message }, 'could not release conversation'));
     };
     try {
       await store.ensureConversation({ id: conversationId, channel: msg.channel, accountId: msg.accountId, chatId: msg.chatId });
@@ -177,7 +179,9 @@ export function startAgentWorker(deps: AgentWorkerDeps): Worker {
       metrics.turnDuration.observe((Date.now() - msg.receivedAt) / 1000);
     } catch (err) {
       metrics.errors.inc({ where: 'turn' });
-      logger.error({ conversationId, jobId, attempt: job.attemptsMade + 1, err: (err as Error).message }, 'turn failed; it will be retried');
+      // A turn that will be retried keeps its place, so the conversation's later messages wait for it.
+      willRetry = !(err instanceof UnrecoverableError) && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+      logger.error({ conversationId, jobId, attempt: job.attemptsMade + 1, err: (err as Error).message }, willRetry ? 'turn failed; it will be retried' : 'turn failed for good');
       throw err;
     } finally {
       await leave();

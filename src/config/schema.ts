@@ -20,6 +20,9 @@ export const ENV_KEYS = {
   BULWARK_LLM_MAX_TOKENS_PER_TURN: 'llm.max_tokens_per_turn',
   BULWARK_LLM_HISTORY_MESSAGES: 'llm.history_messages',
   BULWARK_LLM_STREAM: 'llm.stream',
+  BULWARK_LLM_MAX_CONCURRENT: 'llm.max_concurrent',
+  BULWARK_LLM_BREAKER_FAILURES: 'llm.breaker_failures',
+  BULWARK_LLM_BREAKER_COOLDOWN_MS: 'llm.breaker_cooldown_ms',
   BULWARK_WORKER_CONCURRENCY: 'worker.concurrency',
   BULWARK_WORKER_LOCK_MS: 'worker.lock_ms',
   BULWARK_WORKER_SHUTDOWN_MS: 'worker.shutdown_ms',
@@ -80,6 +83,12 @@ export const llmSchema = z.strictObject({
   /** Stream tokens from the provider. Off by default: replies are delivered whole, and the
    * non-streaming path costs the hub less CPU per turn. */
   stream: flag.default(false),
+  /** LLM calls in flight at once per worker process; more wait, served round-robin across conversations. */
+  max_concurrent: positiveInt(10_000).default(64),
+  /** Failed calls in a row (errors, timeouts) that open the model's circuit breaker; 0 = never. */
+  breaker_failures: wholeNumber(0, 1000).default(5),
+  /** How long an open breaker answers at once, before one probe call tries the model again. */
+  breaker_cooldown_ms: wholeNumber(1000, 3_600_000).default(30_000),
 });
 
 
@@ -198,13 +207,14 @@ export const configSchema = z.strictObject({
   }).default({}),
   llm: llmSchema.default(llmSchema.parse({})),
   worker: z.strictObject({
-    /** Turns processed at once per worker process (different conversations only). */
-    concurrency: positiveInt(1000).default(16),
+    /** Turns processed at once per worker process (one per conversation). Turns mostly wait on
+     * the model, so this is high; llm.max_concurrent caps the model calls themselves. */
+    concurrency: positiveInt(10_000).default(256),
     /** How long a worker's claim on a job lasts without renewal; a killed worker's job is retried after it. */
     lock_ms: positiveInt(600_000).default(30_000),
     /** How long SIGTERM waits for in-flight turns before handing them back to the queue. */
     shutdown_ms: positiveInt(600_000).default(20_000),
-  }).default({ concurrency: 16, lock_ms: 30_000, shutdown_ms: 20_000 }),
+  }).default({ concurrency: 256, lock_ms: 30_000, shutdown_ms: 20_000 }),
   agent: z.strictObject({
     /** The agent's capability manifest (TOML: [capabilities], [limits]); missing file = no network. */
     manifest: z.string().min(1).optional(),

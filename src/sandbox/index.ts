@@ -28,8 +28,12 @@ export interface SandboxOptions {
   hostFunctions?: HostFunction<any>[];
   /** Limits for runs that do not set their own. Default: `DEFAULT_LIMITS`. */
   defaults?: Partial<Limits>;
-  /** Runs allowed to wait for a free worker. Default: 64. */
+  /** Runs allowed to wait for a free worker, over all owners. Default: 256. */
   maxQueue?: number;
+  /** Runs of one owner computing at once. Default: half the workers (at least 1). */
+  runsPerOwner?: number;
+  /** Runs of one owner allowed to wait. Default: 16. */
+  queuedPerOwner?: number;
   logger?: Logger;
 }
 
@@ -39,6 +43,8 @@ export interface RunOptions {
   limits?: Partial<Limits>;
   /** Aborting it ends the run with a `cancelled` error. */
   signal?: AbortSignal;
+  /** Whose run it is (a conversation id): runs are queued per owner and dispatched round-robin. Default: a run of its own. */
+  owner?: string;
 }
 
 let nextRunId = 1;
@@ -66,7 +72,9 @@ export class Sandbox {
       workers: Math.max(1, Math.floor(workers)),
       poolSize: Math.max(0, Math.floor(opts.poolSize ?? 2)),
       memoryMb: this.defaults.memoryMb,
-      maxQueue: opts.maxQueue ?? 64,
+      maxQueue: opts.maxQueue ?? 256,
+      runsPerOwner: opts.runsPerOwner ?? Math.max(1, Math.floor(workers / 2)),
+      queuedPerOwner: opts.queuedPerOwner ?? 16,
       logger: opts.logger,
     });
   }
@@ -112,7 +120,7 @@ export class Sandbox {
         }
       };
       const job: Job = {
-        runId, code, limits,
+        runId, code, limits, owner: opts.owner ?? `run:${runId}`,
         functions: grantedFunctionNames(grant, this.functions),
         secrets: [...(grant.secrets ?? [])],
         session,

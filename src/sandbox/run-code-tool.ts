@@ -49,7 +49,7 @@ export function createRunCodeTool(opts: {
     description: `Run JavaScript (the body of an async function; \`return\` a JSON value) in an isolated sandbox. Granted: ${granted}. Returns {ok, value | error: {kind, message}, logs, stats}.`,
     inputSchema: z.object({ code: z.string().min(1).max(MAX_CODE_BYTES) }),
     async execute(input, ctx) {
-      const result = await opts.sandbox.run(input.code, { grant: opts.grant, limits: opts.limits, signal: ctx.signal });
+      const result = await opts.sandbox.run(input.code, { grant: opts.grant, limits: opts.limits, signal: ctx.signal, owner: ctx.conversationId });
       ctx.logger.debug({ ok: result.ok, kind: result.ok ? undefined : result.error.kind, stats: result.stats }, 'run_code finished');
       return truncateResult(result, opts.maxResultChars ?? DEFAULT_TOOL_RESULT_CHARS);
     },

@@ -28,6 +28,8 @@ function workerEntry(): { entry: URL | string; eval: boolean } {
 /** One run as the host tracks it. */
 export interface Job {
   runId: number;
+  /** Whose run it is (a conversation): runs wait and are dispatched fairly per owner. */
+  owner: string;
   code: string;
   limits: Limits;
   functions: string[];

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { FairQueue } from '../fair-queue.js';
 import type { Logger } from '../logger.js';
 import { failure } from './result.js';
 import { SandboxWorker, type Job } from './sandbox-worker.js';
@@ -22,6 +23,10 @@ export interface WorkerPoolOptions {
   memoryMb: number;
   /** Runs allowed to wait for a free worker; more are refused at once. */
   maxQueue: number;
+  /** Runs of one owner (conversation) computing at once; its others wait while other owners' runs go first. */
+  runsPerOwner: number;
+  /** Runs of one owner allowed to wait; more are refused at once. */
+  queuedPerOwner: number;
   logger?: Logger;
 }
 
@@ -30,12 +35,14 @@ const MAX_STARTUP_FAILURES = 3;
 /**
  * Schedules runs onto worker threads: one run per worker at a time, the worker idle longest goes
  * first (its interpreter pool has had the most time to refill), dead workers are replaced, and
- * workers whose thread lost CPU priority are replaced once their successors are ready.
+ * workers whose thread lost CPU priority are replaced once their successors are ready. Waiting
+ * runs are served round-robin across owners, each owner capped in runs computing and waiting, so
+ * one conversation's sixty spinning runs cannot make another conversation's single run wait.
  */
 export class WorkerPool {
   private readonly workers = new Set<SandboxWorker>();
   private idle: SandboxWorker[] = [];
-  private readonly queue: Job[] = [];
+  private readonly queue: FairQueue<Job>;
   private wasmModule: WasmModule | undefined;
   private compileError: Error | undefined;
   private readonly readyWaiters: Array<() => void> = [];
@@ -43,6 +50,7 @@ export class WorkerPool {
   private closed = false;
 
   constructor(private readonly opts: WorkerPoolOptions) {
+    this.queue = new FairQueue({ maxRunning: Math.max(1, opts.runsPerOwner), maxQueued: Math.max(0, opts.queuedPerOwner) });
     compileQuickJS().then((mod) => {
       this.wasmModule = mod;
       this.ensureCapacity();
@@ -63,18 +71,17 @@ export class WorkerPool {
   submit(job: Job): void {
     if (this.closed) return job.finish(failure('cancelled', 'the sandbox is closed'));
     if (this.compileError) return job.finish(failure('runtime', `the sandbox could not load QuickJS: ${this.compileError.message}`));
-    if (this.queue.length >= this.opts.maxQueue) return job.finish(failure('runtime', `the sandbox is busy (${this.opts.maxQueue} runs waiting); try again later`));
-    this.queue.push(job);
+    if (this.queue.size >= this.opts.maxQueue) return job.finish(failure('runtime', `the sandbox is busy (${this.opts.maxQueue} runs waiting); try again later`));
+    if (!this.queue.push(job.owner, job)) {
+      return job.finish(failure('runtime', `too many code runs queued for this conversation (${this.queue.queuedFor(job.owner)} waiting, ${this.queue.runningFor(job.owner)} running); wait for their results, or do the work in fewer runs`));
+    }
     this.ensureCapacity();
     this.dispatch();
   }
 
   /** Removes a job that has not started yet; returns false if it already runs (or ran). */
   withdraw(job: Job): boolean {
-    const i = this.queue.indexOf(job);
-    if (i < 0) return false;
-    this.queue.splice(i, 1);
-    return true;
+    return this.queue.remove(job.owner, job);
   }
 
   /** Interrupts a running job wherever it runs. */
@@ -145,17 +152,21 @@ export class WorkerPool {
 
   /** Full-priority idle workers first, longest idle first; low-priority ones only if nothing else is free. */
   private dispatch(): void {
-    while (this.queue.length > 0) {
+    while (this.queue.size > 0) {
       this.idle = this.idle.filter((w) => !w.dead && !w.busy);
       const i = this.idle.findIndex((w) => !w.lowPriority);
-      const worker = this.idle.splice(i >= 0 ? i : 0, 1)[0];
-      if (!worker) return;
-      worker.run(this.queue.shift()!);
+      if (this.idle.length === 0) return;
+      const next = this.queue.take();
+      if (!next) return; // every waiting owner is at its cap
+      const worker = this.idle.splice(i >= 0 ? i : 0, 1)[0]!;
+      const job = next.item;
+      // Finishing (however the run ends) frees the owner's place before the worker asks for more.
+      worker.run({ ...job, finish: (result) => { next.done(); job.finish(result); } });
     }
   }
 
   private failQueue(message: string, kind: 'runtime' | 'cancelled' = 'runtime'): void {
-    for (const job of this.queue.splice(0)) {
+    for (const job of this.queue.drain()) {
       job.session.close();
       job.finish(failure(kind, message));
     }
