@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { lastUserText, startLlmStandIn, type ChatRequest, type Scripted } from '../test/support/llm-standin.js';
 import { freePort } from '../test/support/services.js';
 import { spawnHub } from '../test/support/process.js';
+import { follow } from './sse.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -49,29 +50,6 @@ async function model(req: ChatRequest): Promise<Scripted> {
   return { text: `echo: ${text}` };
 }
 
-/** Reads one SSE stream and resolves waiters by replyTo. */
-function follow(url: string, token: string, onEvent: (e: { replyTo: string }) => void): AbortController {
-  const ac = new AbortController();
-  void (async () => {
-    const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal }).catch(() => undefined);
-    if (!res?.body) return;
-    const reader = res.body.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
-      if (done) return;
-      buf += dec.decode(value, { stream: true });
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const data = buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '));
-        buf = buf.slice(i + 2);
-        if (data) onEvent(JSON.parse(data.slice(6)));
-      }
-    }
-  })();
-  return ac;
-}
 
 async function main() {
   const home = mkdtempSync(join(tmpdir(), 'bulwark-bench-fair-'));

@@ -22,6 +22,7 @@ import { Queue, Worker } from 'bullmq';
 import { startLlmStandIn, echoHandler } from '../test/support/llm-standin.js';
 import { freePort } from '../test/support/services.js';
 import { findRedisServer } from '../src/redis/embedded.js';
+import { follow } from './sse.js';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -53,28 +54,6 @@ async function cpuPercent(pid: number, ms: number): Promise<number> {
   return +(((b - a) / 100) / (ms / 1000) * 100).toFixed(2); // USER_HZ = 100
 }
 
-/** Reads one SSE stream and resolves waiters by replyTo. */
-function follow(url: string, token: string, onEvent: (e: { replyTo: string }) => void): AbortController {
-  const ac = new AbortController();
-  void (async () => {
-    const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal });
-    const reader = res.body!.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
-      if (done) return;
-      buf += dec.decode(value, { stream: true });
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const data = buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '));
-        buf = buf.slice(i + 2);
-        if (data) onEvent(JSON.parse(data.slice(6)));
-      }
-    }
-  })();
-  return ac;
-}
 
 async function rawBullmq(socket: string, n: number, concurrency: number): Promise<number> {
   const connection = { path: socket, maxRetriesPerRequest: null };
