@@ -14,7 +14,8 @@ export class FairQueue<T> {
   private readonly waiting = new Map<string, T[]>();
   /** Start times of each owner's items that run. */
   private readonly running = new Map<string, number[]>();
-  private readonly usage = new Map<string, { value: number; at: number }>();
+  /** Faded worker time, when it was last updated, and how long the owner's last item ran. */
+  private readonly usage = new Map<string, { value: number; at: number; last: number }>();
   private count = 0;
   private readonly now: () => number;
   private readonly halfLifeMs: number;
@@ -61,16 +62,18 @@ export class FairQueue<T> {
   /**
    * The next item to start: among owners below their running cap, the one that used least lately
    * (then the one with fewest waiting, then first in turn) gives its oldest item and goes to the back of the line. Call the
-   * returned `done` when the item ends.
+   * returned `done` when the item ends. With `accept`, only owners it accepts are considered.
    */
-  take(): { owner: string; item: T; done: () => void } | undefined {
+  take(accept?: (o: { usage: number; queued: number; running: number; lastMs: number }) => boolean): { owner: string; item: T; done: () => void } | undefined {
     const now = this.now();
     let best: string | undefined;
     let bestUsage = Number.POSITIVE_INFINITY;
     let bestQueued = Number.POSITIVE_INFINITY;
     for (const [owner, list] of this.waiting) {
-      if (this.runningFor(owner) >= this.caps.maxRunning) continue;
+      const running = this.runningFor(owner);
+      if (running >= this.caps.maxRunning) continue;
       const u = this.usageOf(owner, now);
+      if (accept && !accept({ usage: u, queued: list.length, running, lastMs: this.usage.get(owner)?.last ?? 0 })) continue;
       // Among equals, the owner asking for less goes first: one run is not queued behind floods.
       if (u < bestUsage || (u === bestUsage && list.length < bestQueued)) { best = owner; bestUsage = u; bestQueued = list.length; }
       if (u === 0 && list.length === 1) break;
@@ -95,7 +98,7 @@ export class FairQueue<T> {
     if (starts.length === 0) this.running.delete(owner);
     const now = this.now();
     const value = this.pastUsage(owner, now) + (now - startedAt);
-    if (value >= 1) this.usage.set(owner, { value, at: now });
+    if (value >= 1) this.usage.set(owner, { value, at: now, last: now - startedAt });
     else this.usage.delete(owner);
     // Forget owners whose usage has faded, so the map does not grow with every conversation ever seen.
     if (this.usage.size > 1024) for (const [o] of this.usage) if (this.pastUsage(o, now) < 1) this.usage.delete(o);

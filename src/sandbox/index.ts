@@ -30,6 +30,11 @@ export interface SandboxOptions {
   defaults?: Partial<Limits>;
   /** Runs allowed to wait for a free worker, over all owners. Default: 256. */
   maxQueue?: number;
+  /**
+   * Extra workers that take only a light conversation's run (nothing computing, one run waiting,
+   * little recent use), so a quiet conversation is not queued behind spinning ones. Default 1.
+   */
+  spareWorkers?: number;
   /** Runs of one owner computing at once. Default: half the workers (at least 1). */
   runsPerOwner?: number;
   /** Runs of one owner allowed to wait. Default: 16. */
@@ -75,6 +80,7 @@ export class Sandbox {
       maxQueue: opts.maxQueue ?? 256,
       runsPerOwner: opts.runsPerOwner ?? Math.max(1, Math.floor(workers / 2)),
       queuedPerOwner: opts.queuedPerOwner ?? 16,
+      spare: Math.max(0, Math.floor(opts.spareWorkers ?? 1)),
       logger: opts.logger,
     });
   }

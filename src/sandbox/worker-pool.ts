@@ -27,10 +27,24 @@ export interface WorkerPoolOptions {
   runsPerOwner: number;
   /** Runs of one owner allowed to wait; more are refused at once. */
   queuedPerOwner: number;
+  /**
+   * Workers beyond `workers` that only take a light owner's run: one with nothing computing, a
+   * single run waiting and little recent use. Runs are never interrupted, so without them a quiet
+   * conversation's one short run waits for a spinning run to end when every worker spins.
+   */
+  spare?: number;
   logger?: Logger;
 }
 
 const MAX_STARTUP_FAILURES = 3;
+/**
+ * A light owner: nothing computing, one run waiting, little recent worker time, and a last run that
+ * was short. The last condition keeps a spinning conversation off the spares even after its usage
+ * faded while its runs waited (or at the first run of a new model step).
+ */
+const LIGHT_USAGE_MS = 1_000;
+const LIGHT_LAST_RUN_MS = 250;
+const isLight = (o: { usage: number; queued: number; running: number; lastMs: number }) => o.running === 0 && o.queued === 1 && o.usage < LIGHT_USAGE_MS && o.lastMs < LIGHT_LAST_RUN_MS;
 
 /**
  * Schedules runs onto worker threads: one run per worker at a time, the worker idle longest goes
@@ -48,6 +62,8 @@ export class WorkerPool {
   private readonly readyWaiters: Array<() => void> = [];
   private startupFailures = 0;
   private closed = false;
+  /** Runs computing for owners that were not light when they started: at most `opts.workers`. */
+  private heavy = 0;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.queue = new FairQueue({ maxRunning: Math.max(1, opts.runsPerOwner), maxQueued: Math.max(0, opts.queuedPerOwner) });
@@ -116,10 +132,11 @@ export class WorkerPool {
   private ensureCapacity(): void {
     let healthy = 0;
     for (const w of this.workers) if (!w.lowPriority) healthy++;
-    for (; healthy < this.opts.workers; healthy++) this.spawn();
+    const capacity = this.opts.workers + (this.opts.spare ?? 0);
+    for (; healthy < capacity; healthy++) this.spawn();
     let readyHealthy = 0;
     for (const w of this.workers) if (w.ready && !w.lowPriority) readyHealthy++;
-    if (readyHealthy < this.opts.workers) return;
+    if (readyHealthy < capacity) return;
     for (const w of [...this.idle]) {
       if (!w.lowPriority) continue;
       this.idle.splice(this.idle.indexOf(w), 1);
@@ -156,12 +173,17 @@ export class WorkerPool {
       this.idle = this.idle.filter((w) => !w.dead && !w.busy);
       const i = this.idle.findIndex((w) => !w.lowPriority);
       if (this.idle.length === 0) return;
-      const next = this.queue.take();
-      if (!next) return; // every waiting owner is at its cap
+      // Past `opts.workers` heavy runs, the free workers are the spares: light owners only.
+      const spareOnly = this.heavy >= this.opts.workers;
+      const next = this.queue.take(spareOnly ? isLight : undefined);
+      if (!next) return; // every waiting owner is at its cap (or none is light enough for a spare)
+      // A run started on a spare stays off the heavy count; any other run takes a regular place.
+      const light = spareOnly;
+      if (!light) this.heavy++;
       const worker = this.idle.splice(i >= 0 ? i : 0, 1)[0]!;
       const job = next.item;
       // Finishing (however the run ends) frees the owner's place before the worker asks for more.
-      worker.run({ ...job, finish: (result) => { next.done(); job.finish(result); } });
+      worker.run({ ...job, finish: (result) => { if (!light) this.heavy--; next.done(); job.finish(result); } });
     }
   }
 
