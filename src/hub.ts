@@ -210,8 +210,10 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       }
       return g;
     };
+    // One set of fair model-call slots and one circuit breaker per process, for chat turns and routines.
+    const admission = createLlmAdmission(config.llm);
     const routines = await startRoutines({
-      scheduler: role === 'all' || role === 'scheduler', loaded, redisTarget, redis, db, conversations: store, outbound, cipher, llmGuard, webhookKeys: webhookKeySealer(vault),
+      admission, scheduler: role === 'all' || role === 'scheduler', loaded, redisTarget, redis, db, conversations: store, outbound, cipher, llmGuard, webhookKeys: webhookKeySealer(vault),
       toolset, guard: guardFor('routine'), metrics, logger,
     });
     closers.push(() => routines.close());
@@ -262,7 +264,7 @@ export async function startHub(opts: HubOptions): Promise<Hub> {
       const model = createModel(config.llm, llmGuard);
       if (!model) logger.warn('no LLM configured: chat messages get a reply explaining how to configure one');
       workers.push(startAgentWorker({
-        redisTarget, redis, inbound, outbound, store, cipher, model, llm: config.llm, admission: createLlmAdmission(config.llm), tools: toolset.tools,
+        redisTarget, redis, inbound, outbound, store, cipher, model, llm: config.llm, admission, tools: toolset.tools,
         promptExtras: toolset.promptExtras, metrics, logger, concurrency: config.worker.concurrency, lockMs: config.worker.lock_ms,
         commands: routines.chatCommand,
         guard,

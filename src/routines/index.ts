@@ -2,6 +2,7 @@ import type { Queue, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { AgentToolset } from '../agent/codeact.js';
+import type { LlmAdmission } from '../agent/admission.js';
 import { createModel, type ContextGuard } from '../agent/llm.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { TextCipher } from '../conversations/cipher.js';
@@ -31,6 +32,8 @@ import { startRoutineWorker } from './worker.js';
 export interface RoutinesDeps {
   /** Run routines here (roles `scheduler` and `all`). */
   scheduler: boolean;
+  /** The process's fair model-call slots and circuit breaker, shared with chat turns. */
+  admission?: LlmAdmission;
   loaded: LoadedConfig;
   redisTarget: RedisTarget;
   redis: Redis;
@@ -95,7 +98,7 @@ export async function startRoutines(deps: RoutinesDeps): Promise<Routines> {
     timer.unref();
     workers.push(startRoutineWorker({
       redisTarget: deps.redisTarget, redis: deps.redis, queue, store, conversations: deps.conversations, outbound: deps.outbound, cipher: deps.cipher,
-      model: createModel(config.llm, deps.llmGuard), tools: toolset.tools, promptExtras: toolset.promptExtras, config, home, metrics: deps.metrics, logger,
+      model: createModel(config.llm, deps.llmGuard), ...(deps.admission ? { admission: deps.admission } : {}), tools: toolset.tools, promptExtras: toolset.promptExtras, config, home, metrics: deps.metrics, logger,
       concurrency: config.routines.concurrency, lockMs: config.worker.lock_ms, guard: deps.guard,
     }));
     logger.info({ routines: (await store.list()).filter((r) => r.enabled).length }, 'scheduler: routines running');

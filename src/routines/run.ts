@@ -1,3 +1,4 @@
+import type { LlmAdmission } from '../agent/admission.js';
 import type { OutboundQueues } from '../queues.js';
 import type { Redis } from 'ioredis';
 import type { LanguageModel } from 'ai';
@@ -32,6 +33,8 @@ export interface RunDeps {
   outbound: OutboundQueues;
   cipher: TextCipher;
   model: LanguageModel | undefined;
+  /** Fair model-call slots and the model's circuit breaker (shared with chat turns). */
+  admission?: LlmAdmission;
   tools: ToolRegistry;
   /** Appended to the system prompt with the tools (how to use the sandbox). */
   promptExtras: string[];
@@ -75,7 +78,7 @@ export async function executeRun(deps: RunDeps, r: Routine, ctx: RunContext): Pr
   if (!deps.model) return { outcome: 'failed', detail: NO_MODEL };
   const dayStart = startOfLocalDay(now, r.timezone ?? 'UTC');
   const base = deps.config.llm.system_prompt ?? DEFAULT_SYSTEM_PROMPT;
-  const turnDeps = { model: deps.model, llm: deps.config.llm, tools: deps.tools, metrics: deps.metrics, logger: deps.logger };
+  const turnDeps = { model: deps.model, llm: deps.config.llm, tools: deps.tools, metrics: deps.metrics, logger: deps.logger, ...(deps.admission ? { admission: deps.admission } : {}) };
   // The heartbeat's call has no tools, so it gets the base prompt without the tools' instructions.
   if (r.kind === 'heartbeat') return heartbeatRun(deps, r, ctx, { now, dayStart, system: base, turnDeps });
   const system = [base, ...deps.promptExtras].join('\n\n');

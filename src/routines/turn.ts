@@ -1,5 +1,6 @@
 import { generateText, NoObjectGeneratedError, Output, type LanguageModel } from 'ai';
 import { z } from 'zod';
+import { admitted, type LlmAdmission } from '../agent/admission.js';
 import { describeLlmError, LlmUnavailableError, runTurn } from '../agent/loop.js';
 import type { ToolRegistry } from '../agent/tools.js';
 import type { LlmConfig } from '../config/schema.js';
@@ -21,6 +22,8 @@ export type Verdict = z.infer<typeof verdictSchema>;
 
 export interface TurnDeps {
   model: LanguageModel;
+  /** Fair model-call slots and the model's circuit breaker: routines queue and fail fast like chat turns. */
+  admission?: LlmAdmission;
   llm: LlmConfig;
   tools: ToolRegistry;
   metrics: Metrics;
@@ -51,6 +54,7 @@ export async function routineTurn(deps: TurnDeps, p: Prompt, opts: { maxTokens: 
       model: deps.model, system: p.system, messages: [{ role: 'user', content: p.prompt }], tools: deps.tools,
       limits: { maxSteps: deps.llm.max_steps, maxTokens: opts.maxTokens, stepTimeoutMs: deps.llm.timeout_ms, maxRetries: deps.llm.max_retries },
       conversationId: opts.conversationId, signal: opts.signal, logger: deps.logger,
+      ...(deps.admission ? { admission: deps.admission } : {}),
       onStep: (s) => count(deps, s.ms, s.inputTokens, s.outputTokens, s.ok),
     });
     return { text: r.text, tokensIn: r.inputTokens, tokensOut: r.outputTokens };
@@ -65,7 +69,7 @@ export async function heartbeatVerdict(deps: TurnDeps, p: Prompt, opts: { maxTok
   const started = Date.now();
   try {
     const r = await generateText({
-      model: deps.model, system: p.system, prompt: p.prompt,
+      model: admitted(deps.model, deps.admission, 'heartbeat', opts.signal), system: p.system, prompt: p.prompt,
       output: Output.object({ schema: verdictSchema, name: 'heartbeat_verdict' }),
       maxOutputTokens: Math.min(2048, opts.maxTokens), maxRetries: deps.llm.max_retries,
       timeout: { stepMs: deps.llm.timeout_ms }, abortSignal: opts.signal,
