@@ -85,6 +85,8 @@ describe('Telegram shows long answers as a draft while the model writes (streame
     const last = edits.at(-1)!;
     assert.ok(!String(last.body.text).endsWith(' …'), 'the last edit is the final text');
     assert.match(String(last.body.text), /^Paragraph 0:/);
+    // No draft, edit or final chunk lets Telegram fetch a link preview.
+    for (const c of calls) assert.equal(c.body.link_preview_options?.is_disabled, true, c.method);
     // Drafts only grow (each shows more of the answer than the one before).
     const lengths = drafts.map((d) => String(d.body.text).length);
     assert.deepEqual([...lengths].sort((a, b) => a - b), lengths);

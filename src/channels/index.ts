@@ -34,6 +34,9 @@ export async function startChatChannels(deps: ChatDeps): Promise<ChatChannels> {
   for (const name of CHAT_CHANNELS) {
     if (!isEnabled(deps, name)) continue;
     const core = new ChatCore(name, deps.channels[name], deps);
+    if (deps.channels[name].link_previews) {
+      deps.logger.warn({ channel: name }, `link previews are on for ${name}: the platform fetches every URL the agent writes, so a tricked model can send the user's data to any host through a link (set link_previews = false to stop it)`);
+    }
     try {
       const mod = await loadAdapterModule(name);
       const adapter = await mod.createAdapter(core);

@@ -152,6 +152,12 @@ const chatChannel = {
   /** Minimum gap between two messages to one chat, and messages per second over all chats. */
   rate_per_chat_ms: wholeNumber(0, 60_000).default(1000),
   rate_global_per_s: positiveInt(10_000).default(30),
+  /**
+   * Link previews / unfurls of what the bot sends. Off by default: a platform's preview fetcher
+   * requests any URL in a reply, so a tricked model could put the user's data into a link and have
+   * it delivered to any host, with no grant and no audit entry. Turn on only if you accept that.
+   */
+  link_previews: flag.default(false),
 };
 
 export const channelsSchema = z.strictObject({

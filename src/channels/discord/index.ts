@@ -207,7 +207,7 @@ export class DiscordAdapter implements ChatAdapter {
     const textless = chunkMessage(out.text, { limit: DISCORD_LIMIT, convert: toDiscordMarkdown }).length === 0;
     const report = await this.core.deliver(out, {
       limit: DISCORD_LIMIT, convert: toDiscordMarkdown,
-      sendChunk: (content, index) => postChunk(this.rest, { channelId: out.chatId, content, first: index === 0, interaction, replyTo }),
+      sendChunk: (content, index) => postChunk(this.rest, { channelId: out.chatId, content, first: index === 0, interaction, replyTo, previews: this.core.config.link_previews }),
       // Same path as the text: a thread is its own channel, and through /bulwark ask the file is a
       // follow-up on the interaction (seen by whoever saw the answer), or a channel post once it expired.
       sendFile: (file) => postChunk(this.rest, {

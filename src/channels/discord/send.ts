@@ -64,14 +64,16 @@ export interface UploadFile { name: string; data: Buffer; contentType?: string }
  * message. Through an interaction the deferred answer becomes the first chunk and the rest are
  * follow-ups on its webhook; a webhook that is gone falls back to the channel. Returns the message id.
  */
-export async function postChunk(rest: REST, o: { channelId: string; content: string; replyTo?: string | undefined; interaction?: PendingInteraction | undefined; first: boolean; file?: UploadFile | undefined }): Promise<string> {
+export async function postChunk(rest: REST, o: { channelId: string; content: string; replyTo?: string | undefined; interaction?: PendingInteraction | undefined; first: boolean; file?: UploadFile | undefined; previews?: boolean }): Promise<string> {
+  // Embeds stay suppressed unless the owner turned link_previews on for Discord.
+  const flags = o.previews ? 0 : SUPPRESS_EMBEDS;
   const idOf = (res: unknown) => { const id = (res as { id?: unknown } | undefined)?.id; return typeof id === 'string' ? id : 'unknown'; };
   // An upload needs no text; Discord refuses an empty `content` only when nothing else is in the message.
   const content = o.content || !o.file ? { content: o.content } : {};
   const files = o.file ? { files: [{ name: o.file.name, data: o.file.data, ...(o.file.contentType ? { contentType: o.file.contentType } : {}) }] } : {};
   if (o.interaction && o.interaction.expiresAt > Date.now()) {
     const { applicationId, token } = o.interaction;
-    const body = { ...content, allowed_mentions: NO_PINGS, flags: SUPPRESS_EMBEDS };
+    const body = { ...content, allowed_mentions: NO_PINGS, flags };
     try {
       // The deferred "thinking…" message becomes the first chunk; the rest are follow-ups.
       return idOf(o.first
@@ -85,7 +87,7 @@ export async function postChunk(rest: REST, o: { channelId: string; content: str
   try {
     return idOf(await rest.post(Routes.channelMessages(o.channelId), {
       body: {
-        ...content, allowed_mentions: NO_PINGS, flags: SUPPRESS_EMBEDS,
+        ...content, allowed_mentions: NO_PINGS, flags,
         ...(o.first && o.replyTo ? { message_reference: { message_id: o.replyTo, fail_if_not_exists: false } } : {}),
       },
       ...files,

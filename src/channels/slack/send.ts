@@ -128,9 +128,11 @@ export class SlackSender {
       const r = await this.web.chat.postEphemeral({ channel: target.channel, user: target.user, text });
       return r.message_ts ?? 'ephemeral';
     }
-    // No link unfurling: a tricked model could put data into a URL that Slack's unfurler would fetch.
+    // No link unfurling (unless the owner set link_previews): a tricked model could put data into a
+    // URL that Slack's unfurler would fetch.
+    const unfurl = this.core.config.link_previews;
     const r = await this.web.chat.postMessage({
-      channel: target.channel, text, unfurl_links: false, unfurl_media: false,
+      channel: target.channel, text, unfurl_links: unfurl, unfurl_media: unfurl,
       ...(target.threadTs ? { thread_ts: target.threadTs } : {}),
     });
     if (!r.ts) throw new Error('chat.postMessage answered without a message ts');

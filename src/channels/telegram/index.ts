@@ -60,12 +60,15 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
   let bot: BotIdentity | undefined;
   let api: Api | undefined;
   let stopPolling: (() => Promise<void>) | undefined;
+  // Telegram's preview fetcher would request any URL the agent writes (see link_previews in the config).
+  const previews = { link_preview_options: { is_disabled: !cfg.link_previews } };
+  const noPreview = { link_preview_options: { is_disabled: true } };
 
   const ioFor = (a: Api, chatId: string, replyTo: number): ChatIO => {
     const { chat_id, message_thread_id } = parseChatId(chatId);
     const thread = message_thread_id !== undefined ? { message_thread_id } : {};
     return {
-      notice: (text) => a.sendMessage(chat_id, text, { ...thread, reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }),
+      notice: (text) => a.sendMessage(chat_id, text, { ...thread, ...noPreview, reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }),
       typing: () => a.sendChatAction(chat_id, 'typing', thread),
     };
   };
@@ -115,7 +118,7 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
     // The owner's message shows the outcome and loses its buttons; a stranger's press changes nothing there.
     const settled = r.ok || (r.request !== undefined && r.request.state !== 'pending' && core.access.isOwner(String(q.from.id)));
     if (settled && r.request) {
-      await api!.editMessageText(m.chat.id, m.message_id, ownerPromptText(r.request, outcomeText(r)), { reply_markup: { inline_keyboard: [] } })
+      await api!.editMessageText(m.chat.id, m.message_id, ownerPromptText(r.request, outcomeText(r)), { ...noPreview, reply_markup: { inline_keyboard: [] } })
         .catch((err: Error) => core.logger.warn({ err: core.scrub(err.message) }, 'could not update the approval message'));
     }
   }
@@ -125,7 +128,7 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
     if (!api || !bot) throw new Error('the Telegram adapter is not connected yet');
     await core.promptEachOwner(req, /^\d{1,20}$/, async (owner) => {
       await api!.sendMessage(Number(owner), ownerPromptText(req), {
-        link_preview_options: { is_disabled: true },
+        ...noPreview,
         reply_markup: { inline_keyboard: [[{ text: 'Approve', callback_data: callbackData('approve', req.id) }, { text: 'Deny', callback_data: callbackData('deny', req.id) }]] },
       }).catch((err: unknown) => { throw classifySendError(err); });
     }, ' (they must have started a chat with the bot)');
@@ -180,6 +183,7 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
     const replyTo = index === 0 && out.replyTo?.includes('/') ? Number(out.replyTo.split('/')[1]) : undefined;
     const other = {
       parse_mode: 'HTML' as const,
+      ...previews,
       ...(message_thread_id !== undefined ? { message_thread_id } : {}),
       ...(replyTo ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}),
     };
@@ -229,7 +233,7 @@ export async function createAdapter(core: ChatCore): Promise<ChatAdapter> {
   async function editChunk(out: Pick<OutboundMessage, 'chatId'>, platformId: string, html: string, fallback?: () => Promise<string>): Promise<string> {
     if (!api) throw new Error('the Telegram adapter is not connected yet');
     const { chat_id } = parseChatId(splitEpoch(out.chatId).chatId);
-    const edit = async (text: string, parse: boolean) => { await api!.editMessageText(chat_id, Number(platformId), text, parse ? { parse_mode: 'HTML' } : {}); };
+    const edit = async (text: string, parse: boolean) => { await api!.editMessageText(chat_id, Number(platformId), text, { ...previews, ...(parse ? { parse_mode: 'HTML' as const } : {}) }); };
     try {
       await edit(html, true).catch(async (err: unknown) => {
         if (!isParseError(err)) throw err;

@@ -163,7 +163,7 @@ export class WhatsAppAdapter implements ChatAdapter {
     if (st.state !== 'connected') throw new Error(`WhatsApp is not connected: ${st.detail ?? st.state}`);
     await this.core.deliver(out, {
       limit: WHATSAPP_LIMIT, convert: toWhatsApp,
-      sendChunk: (text, index) => this.post(out.chatId, text, { linkPreview: false, ...(index === 0 && out.replyTo ? { quotedMessageId: out.replyTo } : {}) }),
+      sendChunk: (text, index) => this.post(out.chatId, text, { linkPreview: this.core.config.link_previews, ...(index === 0 && out.replyTo ? { quotedMessageId: out.replyTo } : {}) }),
       // Images show inline (a photo); PDFs and text files go as documents under their name.
       sendFile: (file) => this.post(out.chatId, new wweb.MessageMedia(file.mime, file.data.toString('base64'), file.name), { sendMediaAsDocument: !INLINE_IMAGES.has(file.mime) }),
     });
