@@ -100,6 +100,9 @@ export class SandboxWorker {
   /** Stops the thread; a run still in it ends as `cancelled`. */
   terminate(): Promise<number> {
     this.closing = true;
+    // An idle worker is unref'd; held again until it has exited, so a caller awaiting close() is not
+    // left with an event loop that empties first (Node then exits 13: unsettled top-level await).
+    this.worker.ref();
     return this.worker.terminate();
   }
 
