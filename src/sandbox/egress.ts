@@ -48,6 +48,27 @@ export const FORBIDDEN_REQUEST_HEADERS: ReadonlySet<string> = new Set([
   'proxy-authorization', 'proxy-connection', 'expect', 'http2-settings',
 ]);
 
+/** A grant entry as the origin it allows: "127.0.0.1:8080" is https://127.0.0.1:8080. */
+const originOf = (e: HttpGrantEntry) => `${e.scheme}://${e.host}${e.port === (e.scheme === 'https' ? 443 : 80) ? '' : `:${e.port}`}`;
+
+/**
+ * Why a URL is refused, with the grants spelled as the origins they allow and the exact entry that
+ * would allow it. A bare "host:port" grant means https, which reads like "any scheme": say so when
+ * the refused URL differs from a grant only by its scheme.
+ */
+function notGranted(url: URL, allow: readonly string[], entries: readonly HttpGrantEntry[]): string {
+  const origin = `${url.protocol}//${url.host}`;
+  const granted = entries.length ? entries.map(originOf).join(', ') : 'nothing (no network)';
+  const scheme = url.protocol === 'http:' ? 'http' : 'https';
+  const port = url.port ? Number(url.port) : scheme === 'https' ? 443 : 80;
+  const near = entries.findIndex((e) => e.host === url.hostname.toLowerCase() && e.port === port && e.scheme !== scheme);
+  const wanted = scheme === 'http' ? `http://${url.host}` : url.host;
+  const hint = near >= 0
+    ? `: the grant "${allow[near]}" means ${originOf(entries[near]!)}; to reach ${origin} the grant must be "${wanted}"`
+    : `; to allow it, the grant needs "${wanted}"`;
+  return `${origin} is not in this run's http grant (granted: ${granted})${hint}`;
+}
+
 /**
  * Checks a URL against the grant before any connection: scheme, credentials, host, port, and for
  * IP literals (which never reach the DNS lookup) the private-address rule. Returns the entry.
@@ -63,11 +84,7 @@ export function checkDestination(rawUrl: string, allow: readonly string[]): { ur
   if (url.username || url.password) throw new EgressDeniedError('credentials in URLs are not allowed');
   const entries = allow.map(parseHttpGrant);
   const entry = matchHttpGrant(entries, url);
-  if (!entry) {
-    const origin = `${url.protocol}//${url.host}`;
-    const granted = allow.length ? allow.join(', ') : 'nothing (no network)';
-    throw new EgressDeniedError(`${origin} is not in this run's http grant (granted: ${granted})`);
-  }
+  if (!entry) throw new EgressDeniedError(notGranted(url, allow, entries));
   const literal = url.hostname.replace(/^\[|\]$/g, '');
   if (!entry.explicitPort && isIP(literal) !== 0 && !isPublicAddress(literal)) {
     throw new EgressDeniedError(`${literal} is a private, loopback or link-local address; only a grant that names the exact host and port may reach it`);

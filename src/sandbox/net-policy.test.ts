@@ -53,6 +53,14 @@ describe('http grant entries', () => {
 });
 
 describe('checkDestination', () => {
+  it('says which scheme a grant means, and the exact entry that would allow the refused URL', () => {
+    assert.throws(() => checkDestination('http://127.0.0.1:8080/x', ['127.0.0.1:8080']),
+      { message: 'http://127.0.0.1:8080 is not in this run\'s http grant (granted: https://127.0.0.1:8080): the grant "127.0.0.1:8080" means https://127.0.0.1:8080; to reach http://127.0.0.1:8080 the grant must be "http://127.0.0.1:8080"' });
+    assert.throws(() => checkDestination('https://evil.example/', ['api.github.com', 'http://10.0.0.5:9000']),
+      { message: 'https://evil.example is not in this run\'s http grant (granted: https://api.github.com, http://10.0.0.5:9000); to allow it, the grant needs "evil.example"' });
+    assert.throws(() => checkDestination('https://a.example/', []), /granted: nothing \(no network\)\); to allow it, the grant needs "a\.example"/);
+  });
+
   it('refuses what the grant does not name, before any connection', () => {
     assert.throws(() => checkDestination('https://evil.com/', ['api.github.com']), EgressDeniedError);
     assert.throws(() => checkDestination('file:///etc/passwd', ['api.github.com']), /scheme/);
