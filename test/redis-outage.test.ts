@@ -56,6 +56,7 @@ describe('Redis outages', () => {
     try {
       const before = await t.api.send('accepted before the kill');
       await waitFor(() => calls > 0, 'the first turn to reach the model');
+      const conversations = (await t.api.request('GET', '/api/status')).json.stored.conversations;
       const pid = Number(readFileSync(`${t.home}/redis/redis.pid`, 'utf8'));
       process.kill(pid, 'SIGKILL');
       await waitFor(async () => (await status(`${t.url}/healthz`)) === 503, '/healthz to report the outage');
@@ -74,6 +75,7 @@ describe('Redis outages', () => {
       assert.notEqual(newPid, pid, 'a new redis-server runs');
       assert.ok(alive(newPid));
       assert.equal((await t.api.request('GET', '/readyz')).status, 200);
+      assert.equal((await t.api.request('GET', '/api/status')).json.stored.conversations, conversations, 'the refused first message left no empty conversation');
 
       releaseFirst();
       const kept = await t.api.waitReply(before.conversationId, before.messageId, 30_000);

@@ -5,6 +5,7 @@ import { inboundJobId, type InboundMessage } from './contract.js';
 import { sealInbound } from './queue-payloads.js';
 import { NO_DURABLE_AUDIT, type DurableAuditSink } from '../audit/log.js';
 import { INBOUND_JOB_OPTIONS } from '../queues.js';
+import { RedisUnavailableError } from '../redis/outages.js';
 
 /** How long a platform message id is remembered, so a late redelivery is still dropped. */
 const DEDUPE_TTL_S = 7 * 24 * 3600;
@@ -84,6 +85,10 @@ export class Inbox {
   }
 
   async accept(msg: InboundMessage & { conversationId: string }): Promise<Accepted> {
+    // A fail-fast connection that is not ready would refuse the writes below: refuse before the seal,
+    // which creates the conversation's row and data key, so a message not taken leaves no empty
+    // conversation behind (on every channel). A client with an offline queue just waits, as before.
+    if (this.redis.options.enableOfflineQueue === false && this.redis.status !== 'ready') throw new RedisUnavailableError(`the command connection is ${this.redis.status}`);
     const jobId = inboundJobId(msg);
     // Sealed before anything is written: a failure here leaves no dedupe marker behind.
     const payload = await sealInbound(this.cipher, msg, jobId);

@@ -130,10 +130,9 @@ export function registerWebRoutes(app: FastifyInstance, deps: WebRouteDeps): voi
       }
     } else {
       // A retried first message (same clientMessageId, still no conversation) lands in the
-      // conversation its first try started, so the client learns where the reply is. This claim is
-      // also the first write: with Redis down it fails before any conversation row exists.
+      // conversation its first try started, so the client learns where the reply is.
       const fresh = `c_${randomBytes(12).toString('base64url')}`;
-      conversationId = await deps.inbox.firstConversation(body.channel, body.clientMessageId ?? fresh, fresh);
+      conversationId = body.clientMessageId ? await deps.inbox.firstConversation(body.channel, body.clientMessageId, fresh) : fresh;
     }
     // A client's id is unique within its conversation (like a platform's message id within its chat),
     // so the same id in another conversation is another message, not a duplicate.
