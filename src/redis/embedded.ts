@@ -121,7 +121,7 @@ export async function startEmbeddedRedis(home: string, logger: Logger, opts: Emb
   }
   // The same arguments again: same data directory and AOF, same socket or port and password.
   const supervisor = new RedisSupervisor(first, {
-    start: () => { if (useSocket) rmSync(socket, { force: true }); return spawnServer(bin, args, target, logFile); },
+    start: () => spawnServer(bin, args, target, logFile),
     logger, logFile, ...opts,
   });
   return { target, get pid() { return supervisor.pid; }, state: () => supervisor.state, stop: () => supervisor.stop() };
@@ -144,12 +144,26 @@ async function spawnServer(bin: string, args: string[], target: RedisTarget, log
   return { pid: child.pid, exited, kill: (signal) => { if (!exitedHow) child.kill(signal); } };
 }
 
-/** A server an earlier hub left running: not our child, so its exit is noticed by polling its PID. */
+/**
+ * A server an earlier hub left running: not our child, so its exit is noticed by polling its PID.
+ * Without a PID nothing can be watched or stopped: it is left alone (as before the supervisor), and
+ * its exit is not reported at once, which would start a second server on the same socket and
+ * append-only file.
+ */
 function adopted(pid: number | undefined): RunningServer {
   const isAlive = () => { if (!pid) return false; try { process.kill(pid, 0); return true; } catch { return false; } };
+  let settle!: (how: string) => void;
   const exited = new Promise<string>((resolve) => {
+    settle = resolve;
+    if (!pid) return;
     const t = setInterval(() => { if (!isAlive()) { clearInterval(t); resolve('no longer running'); } }, 250);
     t.unref();
   });
-  return { pid, exited, kill: (signal) => { if (pid && isAlive()) { try { process.kill(pid, signal); } catch { /* gone */ } } } };
+  return {
+    pid, exited,
+    kill: (signal) => {
+      if (!pid) return settle('left running: its pid is unknown');
+      if (isAlive()) { try { process.kill(pid, signal); } catch { /* gone */ } }
+    },
+  };
 }
