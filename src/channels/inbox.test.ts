@@ -3,23 +3,24 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startRedis, type Service } from '../../test/support/services.js';
 import { openDb, resolveDbTarget, type Db } from '../db/client.js';
 import type { TextCipher } from '../conversations/cipher.js';
-import { createQueue, INBOUND, PREFIX } from '../queues.js';
+import { createQueue, INBOUND } from '../queues.js';
 import { openVaultOn } from '../vault/index.js';
 import { inboundJobId, type InboundMessage } from './contract.js';
 import { dedupeKey, Inbox, pendingKey } from './inbox.js';
 
-describe('inbox: dedupe and per-conversation order (real Redis, real cipher)', () => {
+describe('inbox: dedupe, per-conversation order and failed adds (real Redis, real cipher)', () => {
   let svc: Service;
   let redis: Redis;
   let queue: Queue;
   let db: Db;
   let home: string;
   let inbox: Inbox;
+  let cipher: TextCipher;
 
   before(async () => {
     svc = await startRedis();
@@ -27,7 +28,7 @@ describe('inbox: dedupe and per-conversation order (real Redis, real cipher)', (
     queue = createQueue(INBOUND, { url: svc.url });
     home = mkdtempSync(join(tmpdir(), 'bulwark-inbox-'));
     db = await openDb(resolveDbTarget(undefined, home));
-    const { cipher } = await openVaultOn(db, home, { create: true, env: {} });
+    ({ cipher } = await openVaultOn(db, home, { create: true, env: {} }));
     inbox = new Inbox(redis, queue, cipher);
   });
   after(async () => {
@@ -39,7 +40,7 @@ describe('inbox: dedupe and per-conversation order (real Redis, real cipher)', (
   });
   beforeEach(async () => { await redis.flushall(); });
 
-  const msg = (messageId: string, receivedAt: number, conversationId = 'c_order12345'): InboundMessage & { conversationId: string } => ({
+  const message = (messageId: string, receivedAt: number, conversationId = 'c_order12345'): InboundMessage & { conversationId: string } => ({
     channel: 'web', accountId: 'local', chatId: conversationId, conversationId, messageId, chatType: 'dm',
     sender: { id: 'owner', isBot: false }, text: `text of ${messageId}`, receivedAt,
   });
@@ -48,24 +49,24 @@ describe('inbox: dedupe and per-conversation order (real Redis, real cipher)', (
   it('two messages accepted in the same millisecond keep the order they were taken in, not job-id order', async () => {
     const now = Date.now();
     // 'zz' sorts after 'aa': scored by time, the set would put the later message first.
-    await inbox.accept(msg('zz', now));
-    await inbox.accept(msg('aa', now));
-    await inbox.accept(msg('mm', now - 5_000)); // a gateway whose clock is behind: still third
+    await inbox.accept(message('zz', now));
+    await inbox.accept(message('aa', now));
+    await inbox.accept(message('mm', now - 5_000)); // a gateway whose clock is behind: still third
     assert.deepEqual(await order(), ['zz', 'aa', 'mm'].map((m) => inboundJobId({ channel: 'web', accountId: 'local', messageId: m })));
   });
 
   it('goes on after a pending set scored by accept time (an earlier version) instead of jumping ahead', async () => {
     const old = inboundJobId({ channel: 'web', accountId: 'local', messageId: 'from-old-version' });
     await redis.zadd(pendingKey('c_order12345'), Date.now(), old);
-    await inbox.accept(msg('new-one', 1));
+    await inbox.accept(message('new-one', 1));
     assert.deepEqual(await order(), [old, inboundJobId({ channel: 'web', accountId: 'local', messageId: 'new-one' })]);
   });
 
   it('a redelivery is a duplicate and keeps its place', async () => {
     const now = Date.now();
-    assert.equal((await inbox.accept(msg('first', now))).duplicate, false);
-    assert.equal((await inbox.accept(msg('second', now))).duplicate, false);
-    assert.equal((await inbox.accept(msg('first', now + 10))).duplicate, true);
+    assert.equal((await inbox.accept(message('first', now))).duplicate, false);
+    assert.equal((await inbox.accept(message('second', now))).duplicate, false);
+    assert.equal((await inbox.accept(message('first', now + 10))).duplicate, true);
     assert.deepEqual(await order(), ['first', 'second'].map((m) => inboundJobId({ channel: 'web', accountId: 'local', messageId: m })));
   });
 
@@ -77,49 +78,29 @@ describe('inbox: dedupe and per-conversation order (real Redis, real cipher)', (
     assert.equal(b, 'c_firsttry001', 'the retry lands where the first try went');
     assert.equal(other, 'c_othercli001', 'another channel is another client');
   });
-});
-
-/** Sealing is not what these tests are about: a pass-through cipher keeps them about Redis. */
-const plain: TextCipher = { seal: async (_c, _ctx, text) => text, open: async (_c, _ctx, sealed) => sealed };
-const message = (messageId: string) => ({
-  channel: 'web', accountId: 'local', chatId: 'c_inboxtest1', conversationId: 'c_inboxtest1', messageId,
-  chatType: 'dm' as const, sender: { id: 'owner', name: 'owner', isBot: false }, text: 'hello', receivedAt: Date.now(),
-});
-
-describe('inbox: a message that could not be queued (real Redis)', () => {
-  let svc: Service;
-  let redis: Redis;
-  let queue: Queue;
-  before(async () => {
-    svc = await startRedis();
-    redis = new Redis(svc.url);
-    queue = new Queue(INBOUND, { connection: { host: '127.0.0.1', port: Number(new URL(svc.url).port) }, prefix: PREFIX });
-  });
-  after(async () => { await queue.close(); redis.disconnect(); await svc.stop(); });
-  beforeEach(async () => { await redis.flushall(); });
 
   it('a message whose job could not be queued leaves nothing behind, and its retry is accepted', async () => {
     const failing = Object.assign(Object.create(queue) as Queue, { add: async () => { throw new Error("Stream isn't writeable and enableOfflineQueue options is false"); } });
-    const msg = message('m_notqueued');
+    const msg = message('m_notqueued', Date.now());
     const jobId = inboundJobId(msg);
-    await assert.rejects(new Inbox(redis, failing, plain).accept(msg), /Stream isn't writeable/);
+    await assert.rejects(new Inbox(redis, failing, cipher).accept(msg), /Stream isn't writeable/);
     assert.equal(await redis.exists(dedupeKey(jobId)), 0, 'no dedupe marker');
     assert.equal(await redis.zscore(pendingKey(msg.conversationId), jobId), null, 'not pending in its conversation');
 
-    const retried = await new Inbox(redis, queue, plain).accept(msg);
+    const retried = await new Inbox(redis, queue, cipher).accept(msg);
     assert.equal(retried.duplicate, false);
     assert.ok(await queue.getJob(jobId));
   });
 
   it('a failed add whose job did get queued (e.g. by a concurrent retry) keeps the marker and the pending entry', async () => {
-    const msg = message('m_queuedanyway');
+    const msg = message('m_queuedanyway', Date.now());
     const jobId = inboundJobId(msg);
     const flaky = Object.assign(Object.create(queue) as Queue, {
       add: async (...args: Parameters<Queue['add']>) => { await queue.add(...args); throw new Error('Connection is closed.'); },
     });
-    await assert.rejects(new Inbox(redis, flaky, plain).accept(msg), /Connection is closed/);
+    await assert.rejects(new Inbox(redis, flaky, cipher).accept(msg), /Connection is closed/);
     assert.equal(await redis.get(dedupeKey(jobId)), 'pending');
     assert.notEqual(await redis.zscore(pendingKey(msg.conversationId), jobId), null);
-    assert.equal((await new Inbox(redis, queue, plain).accept(msg)).duplicate, true);
+    assert.equal((await new Inbox(redis, queue, cipher).accept(msg)).duplicate, true);
   });
 });
