@@ -48,7 +48,7 @@ const listQuery = z.strictObject({
 });
 /** Where an event stream resumes: Last-Event-ID (a reconnecting EventSource) wins over ?after=. */
 const eventsQuery = z.strictObject({ after: cursor.optional() });
-const lastEventId = cursor.optional();
+const lastEventId = eventsQuery.shape.after;
 
 /** Where the web chat and `bulwark chat` download a file the agent sent. */
 export function fileUrl(conversationId: string, messageId: string, index: number): string {
